@@ -1,0 +1,25 @@
+"""ggraph: a Python mirror of llama.cpp.
+
+Layers (arrows point down):  ggraph.runtime  ->  ggraph.models  ->  ggraph (builder)
+  ggraph          GGUF access, graph data, ggml ops, llm helpers (build_norm, build_attn, ...)
+  ggraph.models   one file per architecture
+  ggraph.runtime  Numba kernels, executor, KV cache, context, sampling, tokenizer, CLI
+
+    import ggraph
+    model = ggraph.load("smollm2")             # or a path to a .gguf file
+    ids = model.tokenize("The cat sat")
+    ctx = model.new_context(n_ctx=2048, n_threads=2)
+    logits = ctx.decode(ids, logits_all=True)
+"""
+from .errors import GGraphError
+
+__version__ = "0.1.0"
+
+
+def load(path_or_name):
+    """Load a model for running (see ggraph.runtime.model.load)."""
+    from .runtime.model import load as _load   # the builder layer does not import the runtime eagerly
+    return _load(path_or_name)
+
+
+__all__ = ["GGraphError", "load", "__version__"]

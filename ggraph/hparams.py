@@ -1,0 +1,70 @@
+"""Generic hyperparameters every architecture reads (llama_model_base::load_hparams)."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from .errors import GGraphError
+from .gguf_file import GGUFFile
+
+
+@dataclass
+class HParams:
+    n_ctx_train: int
+    n_embd: int
+    n_layer: int
+    n_head: int
+    n_head_kv: int
+    n_ff: int
+    n_embd_head_k: int
+    n_embd_head_v: int
+    n_rot: int
+    n_vocab: int
+    rope_freq_base: float = 10000.0
+    rope_freq_scale: float = 1.0
+    f_norm_eps: float = 0.0
+    f_norm_rms_eps: float = 0.0
+    rope_type: int = 0            # set by the architecture (ROPE_TYPE_NORM / NEOX)
+    extra: dict = field(default_factory=dict)   # arch-specific values read by the model file
+
+    @property
+    def n_embd_k_gqa(self) -> int:
+        return self.n_embd_head_k * self.n_head_kv
+
+    @property
+    def n_embd_v_gqa(self) -> int:
+        return self.n_embd_head_v * self.n_head_kv
+
+    @property
+    def n_gqa(self) -> int:
+        return self.n_head // self.n_head_kv
+
+
+def load_hparams(f: GGUFFile) -> HParams:
+    n_embd = int(f.require_arch("embedding_length"))
+    n_head = int(f.require_arch("attention.head_count"))
+    if n_head <= 0:
+        raise GGraphError(f"{f.path}: {f.arch}.attention.head_count must be positive")
+    n_head_kv = int(f.get_arch("attention.head_count_kv", n_head))
+    if n_head_kv <= 0 or n_head % n_head_kv:
+        raise GGraphError(f"{f.path}: head_count {n_head} is not a multiple of head_count_kv {n_head_kv}")
+    head_k = int(f.get_arch("attention.key_length", n_embd // n_head))
+    head_v = int(f.get_arch("attention.value_length", n_embd // n_head))
+    tokens = f.get("tokenizer.ggml.tokens")
+    n_vocab = int(f.get_arch("vocab_size", len(tokens) if tokens else 0))
+    scale = f.get_arch("rope.scaling.factor", 0.0) or 0.0
+    return HParams(
+        n_ctx_train=int(f.get_arch("context_length", 2048)),
+        n_embd=n_embd,
+        n_layer=int(f.require_arch("block_count")) - int(f.get_arch("nextn_predict_layers", 0)),
+        n_head=n_head,
+        n_head_kv=n_head_kv,
+        n_ff=int(f.get_arch("feed_forward_length", 0)),
+        n_embd_head_k=head_k,
+        n_embd_head_v=head_v,
+        n_rot=int(f.get_arch("rope.dimension_count", head_k)),
+        n_vocab=n_vocab,
+        rope_freq_base=float(f.get_arch("rope.freq_base", 10000.0)),
+        rope_freq_scale=1.0 / float(scale) if scale else 1.0,
+        f_norm_eps=float(f.get_arch("attention.layer_norm_epsilon", 0.0)),
+        f_norm_rms_eps=float(f.get_arch("attention.layer_norm_rms_epsilon", 0.0)),
+    )

@@ -1,0 +1,198 @@
+"""LLM graph helpers, mirroring llama.cpp's llm_graph_context (src/llama-graph.cpp).
+
+A model file's build_graph(g) receives an LLMGraphContext `g` for one ubatch and calls these
+helpers. Inputs (tokens, positions, mask, KV indices, output ids) are graph leaves the runtime
+fills before each run; the KV cache is a set of long-lived leaves (KVCacheLayout).
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from . import ops
+from .errors import GGraphError
+from .graph import F16, F32, I32, Graph, Tensor, row_size
+
+# llm_norm_type
+LLM_NORM = "norm"
+LLM_NORM_RMS = "rms"
+# llm_ffn_op_type / llm_ffn_gate_type
+LLM_FFN_SILU = "silu"
+LLM_FFN_GELU = "gelu"
+LLM_FFN_SEQ = "seq"
+LLM_FFN_PAR = "par"
+
+
+class KVCacheLayout:
+    """The KV cache as graph leaves: per layer K [n_embd_k_gqa, size] and V stored transposed
+    [size, n_embd_v_gqa] (llama.cpp's layout without flash attention), both F16."""
+
+    def __init__(self, hp, size: int, type_k=F16, type_v=F16):
+        self.size = size
+        self.graph = Graph()
+        self.k = [self.graph.cache(f"cache_k_l{il}", type_k, (hp.n_embd_k_gqa, size)) for il in range(hp.n_layer)]
+        self.v = [self.graph.cache(f"cache_v_l{il}", type_v, (size, hp.n_embd_v_gqa)) for il in range(hp.n_layer)]
+
+
+@dataclass
+class UBatch:
+    n_tokens: int
+    n_outputs: int
+    n_kv: int             # cache cells the attention reads (a multiple of 256, or kv size)
+
+
+@dataclass
+class ContextParams:
+    n_ctx: int
+    freq_base: float
+    freq_scale: float
+    n_ctx_orig: int
+    ext_factor: float = 0.0
+    attn_factor: float = 1.0
+    beta_fast: float = 32.0
+    beta_slow: float = 1.0
+
+
+@dataclass
+class AttnInput:
+    kq_mask: Tensor     # F32 [n_kv, n_tokens]
+    k_idxs: Tensor      # I32 [n_tokens] cache cell per token
+    v_idxs: Tensor
+
+
+class LLMGraphContext:
+    def __init__(self, model, cparams: ContextParams, ubatch: UBatch, kv: KVCacheLayout):
+        hp = model.hp
+        self.model, self.hp, self.cparams, self.ubatch, self.kv = model, hp, cparams, ubatch, kv
+        self.gf = Graph()
+        self.n_embd, self.n_layer, self.n_rot = hp.n_embd, hp.n_layer, hp.n_rot
+        self.n_head, self.n_head_kv = hp.n_head, hp.n_head_kv
+        self.n_embd_head_k, self.n_embd_head_v = hp.n_embd_head_k, hp.n_embd_head_v
+        self.n_tokens, self.n_outputs, self.n_kv = ubatch.n_tokens, ubatch.n_outputs, ubatch.n_kv
+        self.norm_eps, self.norm_rms_eps = hp.f_norm_eps, hp.f_norm_rms_eps
+        self.rope_type = hp.rope_type
+        self.freq_base, self.freq_scale = cparams.freq_base, cparams.freq_scale
+        self.n_ctx_orig = cparams.n_ctx_orig
+        self.ext_factor, self.attn_factor = cparams.ext_factor, cparams.attn_factor
+        self.beta_fast, self.beta_slow = cparams.beta_fast, cparams.beta_slow
+        self.inputs: dict[str, Tensor] = {}
+
+    # -- naming (llama_context::graph_get_cb) ------------------------------------------------
+    def cb(self, t: Tensor, name: str, il: int = -1) -> Tensor:
+        t.name = f"{name}-{il}" if il >= 0 else name
+        return t
+
+    def _input(self, name: str, type, ne) -> Tensor:
+        t = self.gf.input(name, type, ne)
+        self.inputs[name] = t
+        return t
+
+    # -- inputs ------------------------------------------------------------------------------
+    def build_inp_embd(self, tok_embd: Tensor) -> Tensor:
+        tokens = self._input("inp_tokens", I32, (self.n_tokens,))
+        cur = ops.get_rows(tok_embd, tokens)
+        return self.cb(cur, "inp_embd")
+
+    def build_inp_pos(self) -> Tensor:
+        return self._input("inp_pos", I32, (self.n_tokens,))
+
+    def build_inp_out_ids(self) -> Tensor:
+        return self._input("inp_out_ids", I32, (self.n_outputs,))
+
+    def build_attn_inp_kv(self) -> AttnInput:
+        return AttnInput(
+            kq_mask=self._input("kq_mask", F32, (self.n_kv, self.n_tokens)),
+            k_idxs=self._input("k_idxs", I32, (self.n_tokens,)),
+            v_idxs=self._input("v_idxs", I32, (self.n_tokens,)))
+
+    # -- building blocks --------------------------------------------------------------------
+    def build_lora_mm(self, w: Tensor, cur: Tensor) -> Tensor:
+        return ops.mul_mat(w, cur)
+
+    def build_norm(self, cur: Tensor, w: Tensor | None, b: Tensor | None, type: str, il: int) -> Tensor:
+        if type == LLM_NORM_RMS:
+            cur = ops.rms_norm(cur, self.norm_rms_eps)
+        elif type == LLM_NORM:
+            cur = ops.norm(cur, self.norm_eps)
+        else:
+            raise GGraphError(f"build_norm: unknown norm type {type!r}")
+        if w is not None:
+            cur = self.cb(ops.mul(cur, w), "norm_w", il)
+        if b is not None:
+            cur = self.cb(ops.add(cur, b), "norm_b", il)
+        return cur
+
+    def build_qkv(self, layer, cur: Tensor, n_embd_head: int, n_head: int, n_head_kv: int, il: int):
+        """Q, K, V projections (optional biases), reshaped to [head_dim, n_heads, n_tokens]."""
+        out = []
+        for w_name, b_name, nh, label in (("wq", "bq", n_head, "Qcur"), ("wk", "bk", n_head_kv, "Kcur"),
+                                          ("wv", "bv", n_head_kv, "Vcur")):
+            t = self.cb(self.build_lora_mm(getattr(layer, w_name), cur), label, il)
+            b = getattr(layer, b_name, None)
+            if b is not None:
+                t = self.cb(ops.add(t, b), label, il)
+            out.append(ops.reshape_3d(t, n_embd_head, nh, self.n_tokens))
+        return tuple(out)
+
+    def build_attn(self, inp: AttnInput, wo: Tensor | None, wo_b: Tensor | None, q_cur: Tensor,
+                   k_cur: Tensor, v_cur: Tensor, kq_b: Tensor | None, kq_scale: float, il: int) -> Tensor:
+        """Write K/V of this ubatch into the cache, attend over the first n_kv cells, project."""
+        kv, hp, n_tokens, n_kv = self.kv, self.hp, self.n_tokens, self.n_kv
+        if kq_b is not None:
+            raise GGraphError("build_attn: kq_b is not supported yet")
+        # cache writes (set_rows into cells k_idxs / v_idxs)
+        k_w = ops.set_rows(kv.k[il], ops.reshape_2d(k_cur, hp.n_embd_k_gqa, n_tokens), inp.k_idxs)
+        v_w = ops.set_rows(ops.transpose(kv.v[il]), ops.reshape_2d(v_cur, hp.n_embd_v_gqa, n_tokens), inp.v_idxs)
+        # cache reads, as views over the written storage
+        hk, hv = self.n_embd_head_k, self.n_embd_head_v
+        esz_k = row_size(kv.k[il].type, 1)
+        k = ops.view(k_w, (hk, hp.n_head_kv, n_kv), (esz_k * hk, row_size(kv.k[il].type, hp.n_embd_k_gqa)))
+        esz_v = row_size(kv.v[il].type, 1)
+        v = ops.view(v_w, (n_kv, hv, hp.n_head_kv), (esz_v * kv.size, esz_v * kv.size * hv))
+        cur = self.build_attn_mha(q_cur, k, v, inp.kq_mask, kq_scale, il)
+        self.cb(cur, "kqv_out", il)
+        if wo is not None:
+            cur = self.build_lora_mm(wo, cur)
+        if wo_b is not None:
+            cur = ops.add(cur, wo_b)
+        return cur
+
+    def build_attn_mha(self, q: Tensor, k: Tensor, v: Tensor, kq_mask: Tensor, kq_scale: float, il: int) -> Tensor:
+        """q [hd, n_head, n_tokens], k [hd, n_head_kv, n_kv], v [n_kv, hd_v, n_head_kv] (transposed)."""
+        q = ops.permute(q, 0, 2, 1, 3)                    # [hd, n_tokens, n_head]
+        k = ops.permute(k, 0, 2, 1, 3)                    # [hd, n_kv, n_head_kv]
+        kq = self.cb(ops.mul_mat(k, q), "kq", il)         # [n_kv, n_tokens, n_head]
+        kq = self.cb(ops.soft_max_ext(kq, kq_mask, kq_scale, 0.0), "kq_soft_max", il)
+        kqv = self.cb(ops.mul_mat(v, kq), "kqv", il)      # [hd_v, n_tokens, n_head]
+        cur = ops.permute(kqv, 0, 2, 1, 3)                # [hd_v, n_head, n_tokens]
+        return ops.cont_2d(cur, cur.ne[0] * self.n_head, self.n_tokens)
+
+    def build_ffn(self, cur: Tensor, up: Tensor, up_b: Tensor | None, gate: Tensor | None, gate_b: Tensor | None,
+                  down: Tensor, down_b: Tensor | None, type_op: str, type_gate: str, il: int) -> Tensor:
+        tmp = self.cb(self.build_lora_mm(up, cur), "ffn_up", il)
+        if up_b is not None:
+            tmp = self.cb(ops.add(tmp, up_b), "ffn_up_b", il)
+        if gate is not None:
+            g = self.build_lora_mm(gate, tmp if type_gate == LLM_FFN_SEQ else cur)
+            self.cb(g, "ffn_gate", il)
+            if gate_b is not None:
+                g = self.cb(ops.add(g, gate_b), "ffn_gate_b", il)
+            if type_op == LLM_FFN_SILU:
+                cur = self.cb(ops.swiglu_split(g, tmp), "ffn_swiglu", il)
+            elif type_op == LLM_FFN_GELU:
+                cur = self.cb(ops.geglu_split(g, tmp), "ffn_geglu", il)
+            else:
+                raise GGraphError(f"build_ffn: unsupported op {type_op!r} with a gate")
+        else:
+            act = {LLM_FFN_SILU: ops.silu, LLM_FFN_GELU: ops.gelu}.get(type_op)
+            if act is None:
+                raise GGraphError(f"build_ffn: unsupported op {type_op!r}")
+            cur = self.cb(act(tmp), f"ffn_{type_op}", il)
+        cur = self.build_lora_mm(down, cur)
+        if down_b is not None:
+            cur = self.cb(cur, "ffn_down", il)
+            cur = ops.add(cur, down_b)
+        return cur
+
+    def default_kq_scale(self) -> float:
+        return 1.0 / math.sqrt(float(self.n_embd_head_k))

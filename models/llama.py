@@ -1,0 +1,79 @@
+"""llama: the dense Llama architecture (llama.cpp src/models/llama.cpp). SmolLM2 uses it."""
+from ggraph import ops
+from ggraph.llm import LLM_FFN_PAR, LLM_FFN_SILU, LLM_NORM_RMS
+from ggraph.model_base import ModelBase
+from ggraph.ops import ROPE_TYPE_NORM
+
+
+class LlamaModel(ModelBase):
+    arch = "llama"
+    rope_type = ROPE_TYPE_NORM
+
+    def load_arch_hparams(self, f):
+        self.hp.f_norm_rms_eps = float(f.require_arch("attention.layer_norm_rms_epsilon"))
+
+    def load_arch_tensors(self):
+        hp = self.hp
+        n_embd, n_vocab, n_ff = hp.n_embd, hp.n_vocab, hp.n_ff
+        t = self.create_tensor
+        self.tok_embd = t("token_embd.weight", (n_embd, n_vocab))
+        self.output_norm = t("output_norm.weight", (n_embd,))
+        # tied embeddings: reuse token_embd when output.weight is absent
+        self.output = t("output.weight", (n_embd, n_vocab), optional=True) or self.tok_embd
+        for i, layer in enumerate(self.layers):
+            layer.attn_norm = t(f"blk.{i}.attn_norm.weight", (n_embd,))
+            layer.wq = t(f"blk.{i}.attn_q.weight", (n_embd, hp.n_embd_head_k * hp.n_head))
+            layer.wk = t(f"blk.{i}.attn_k.weight", (n_embd, hp.n_embd_k_gqa))
+            layer.wv = t(f"blk.{i}.attn_v.weight", (n_embd, hp.n_embd_v_gqa))
+            layer.bq = t(f"blk.{i}.attn_q.bias", (hp.n_embd_head_k * hp.n_head,), optional=True)
+            layer.bk = t(f"blk.{i}.attn_k.bias", (hp.n_embd_k_gqa,), optional=True)
+            layer.bv = t(f"blk.{i}.attn_v.bias", (hp.n_embd_v_gqa,), optional=True)
+            layer.wo = t(f"blk.{i}.attn_output.weight", (hp.n_embd_head_k * hp.n_head, n_embd))
+            layer.wo_b = t(f"blk.{i}.attn_output.bias", (n_embd,), optional=True)
+            layer.ffn_norm = t(f"blk.{i}.ffn_norm.weight", (n_embd,))
+            layer.rope_freqs = t("rope_freqs.weight", (hp.n_rot // 2,), optional=True)
+            layer.ffn_gate = t(f"blk.{i}.ffn_gate.weight", (n_embd, n_ff))
+            layer.ffn_down = t(f"blk.{i}.ffn_down.weight", (n_ff, n_embd))
+            layer.ffn_up = t(f"blk.{i}.ffn_up.weight", (n_embd, n_ff))
+            layer.ffn_gate_b = t(f"blk.{i}.ffn_gate.bias", (n_ff,), optional=True)
+            layer.ffn_down_b = t(f"blk.{i}.ffn_down.bias", (n_embd,), optional=True)
+            layer.ffn_up_b = t(f"blk.{i}.ffn_up.bias", (n_ff,), optional=True)
+
+    def build_graph(self, g):
+        hp = self.hp
+        n_embd_head = hp.n_embd_head_v
+        inpL = g.build_inp_embd(self.tok_embd)
+        inp_pos = g.build_inp_pos()
+        inp_attn = g.build_attn_inp_kv()
+        kq_scale = g.default_kq_scale()
+        inp_out_ids = g.build_inp_out_ids()
+
+        for il, layer in enumerate(self.layers):
+            inpSA = inpL
+            cur = g.cb(g.build_norm(inpL, layer.attn_norm, None, LLM_NORM_RMS, il), "attn_norm", il)
+
+            Qcur, Kcur, Vcur = g.build_qkv(layer, cur, n_embd_head, hp.n_head, hp.n_head_kv, il)
+            rope = (inp_pos, layer.rope_freqs, g.n_rot, g.rope_type, g.n_ctx_orig, g.freq_base, g.freq_scale,
+                    g.ext_factor, g.attn_factor, g.beta_fast, g.beta_slow)
+            Qcur = g.cb(ops.rope_ext(Qcur, *rope), "Qcur", il)
+            Kcur = g.cb(ops.rope_ext(Kcur, *rope), "Kcur", il)
+            g.cb(Vcur, "Vcur", il)
+
+            cur = g.build_attn(inp_attn, layer.wo, layer.wo_b, Qcur, Kcur, Vcur, None, kq_scale, il)
+            g.cb(cur, "attn_out", il)
+            if il == g.n_layer - 1:
+                cur = ops.get_rows(cur, inp_out_ids)
+                inpSA = ops.get_rows(inpSA, inp_out_ids)
+            ffn_inp = g.cb(ops.add(cur, inpSA), "ffn_inp", il)
+
+            cur = g.cb(g.build_norm(ffn_inp, layer.ffn_norm, None, LLM_NORM_RMS, il), "ffn_norm", il)
+            cur = g.build_ffn(cur, layer.ffn_up, layer.ffn_up_b, layer.ffn_gate, layer.ffn_gate_b,
+                              layer.ffn_down, layer.ffn_down_b, LLM_FFN_SILU, LLM_FFN_PAR, il)
+            g.cb(cur, "ffn_out", il)
+            cur = g.cb(ops.add(cur, ffn_inp), "l_out", il)
+            inpL = cur
+
+        cur = g.cb(g.build_norm(inpL, self.output_norm, None, LLM_NORM_RMS, -1), "result_norm")
+        g.gf.set_output(cur)
+        cur = g.cb(g.build_lora_mm(self.output, cur), "result_output")
+        g.gf.set_output(cur)

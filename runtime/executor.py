@@ -1,0 +1,124 @@
+"""Executor: turns a Graph into a Plan (buffers assigned, kernels bound) and runs it.
+
+Planning happens once per graph shape: every tensor gets a numpy array (views become strided
+views of their storage, intermediate results share buffers once dead), and every op becomes a
+pre-bound closure. Running a plan is then one Python call per op, no allocation.
+
+F16 tensors (the KV cache) are held widened to float32 with values rounded to F16 on write, so
+numerics equal an F16 cache (Numba has no float16 arithmetic); strides are scaled accordingly.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from ggraph.errors import GGraphError
+from ggraph.graph import F16, F32, I32, Graph, Tensor
+
+from . import op_kernels
+
+_NP_DTYPE = {F32: np.float32, F16: np.float32, I32: np.int32}
+_WIDEN = {F32: 1, F16: 2, I32: 1}     # runtime bytes per element / ggml bytes per element
+
+
+def runtime_dtype(t: Tensor):
+    try:
+        return _NP_DTYPE[t.type]
+    except KeyError:
+        raise GGraphError(f"tensor {t.name}: type {t.type.name} cannot be an activation or cache type") from None
+
+
+def storage_of(t: Tensor) -> Tensor:
+    return t.view_src if t.view_src is not None else t
+
+
+class Plan:
+    """A graph bound to buffers and kernels. Fill `inputs[name]` then call run()."""
+
+    def __init__(self, graph: Graph, weights: dict, cache_arrays: dict, reuse_buffers: bool = True):
+        self.graph = graph
+        self._reuse = reuse_buffers        # off: every node keeps its own array (for debugging/diffs)
+        self._weights = weights            # weight name -> prepared weight (or float32 array for F32 1-D)
+        self._cache = cache_arrays         # cache leaf name -> float32 storage array
+        self.arrays: dict[int, np.ndarray] = {}
+        self._storage_buf: dict[int, np.ndarray] = {}
+        self._allocate()
+        self.inputs = {t.name: self.arrays[t.id] for t in graph.leaves("input")}
+        self.outputs = {k: self.arrays[t.id] for k, t in graph.outputs.items()}
+        self.steps = [op_kernels.bind(t, self) for t in graph.ops()]
+        self.steps = [s for s in self.steps if s is not None]
+
+    # -- arrays ------------------------------------------------------------------------------
+    def array(self, t: Tensor) -> np.ndarray:
+        """numpy view of t, 4-D, shape reversed from ne (ne3, ne2, ne1, ne0)."""
+        return self.arrays[t.id]
+
+    def weight(self, t: Tensor):
+        return self._weights[t.name]
+
+    def _view_of(self, t: Tensor, buf: np.ndarray) -> np.ndarray:
+        w = _WIDEN[t.type]
+        buf = buf.reshape(-1).view(runtime_dtype(t))
+        esz = buf.itemsize
+        shape = tuple(reversed(t.ne))
+        strides = tuple(nb * w for nb in reversed(t.nb))
+        offs = t.view_offs * w
+        if offs % esz or offs + _extent(shape, strides, esz) > buf.nbytes:
+            raise GGraphError(f"view {t.name or t.id} {t.shape_str()} falls outside its storage")
+        base = buf[offs // esz:]
+        return np.lib.stride_tricks.as_strided(base, shape=shape, strides=strides, writeable=True)
+
+    def _allocate(self):
+        g = self.graph
+        # last use of each storage (a view keeps its storage alive); outputs live forever
+        last_use: dict[int, int] = {}
+        for i, t in enumerate(g.nodes):
+            for s in t.src:
+                last_use[storage_of(s).id] = i
+            if t.is_view:
+                last_use[storage_of(t).id] = max(last_use.get(storage_of(t).id, i), i)
+        for t in g.outputs.values():
+            last_use[storage_of(t).id] = len(g.nodes)
+        free: list[np.ndarray] = []
+        releases: dict[int, list[np.ndarray]] = {}
+        for i, t in enumerate(g.nodes):
+            self._place(t, free, releases, last_use.get(t.id, i), len(g.nodes))
+            # buffers whose storage dies at this node become free for the next allocations
+            free.extend(releases.pop(i, []))
+
+    def _place(self, t: Tensor, free: list, releases: dict, end: int, n_nodes: int) -> None:
+        if t.kind == "weight":
+            return
+        if t.kind == "cache":
+            self.arrays[t.id] = self._view_of(t, self._cache[t.name])
+            return
+        if t.is_view:
+            st = storage_of(t)
+            if st.kind == "weight":
+                raise GGraphError(f"views of weights are not supported ({t.name})")
+            buf = self._cache[st.name] if st.kind == "cache" else self._storage_buf[st.id]
+            self.arrays[t.id] = self._view_of(t, buf)
+            return
+        dtype = runtime_dtype(t)
+        nbytes = t.nelements * np.dtype(dtype).itemsize
+        buf = None
+        if t.kind == "op":
+            for j, fb in enumerate(free):
+                if nbytes <= fb.nbytes <= 4 * nbytes + 4096:
+                    buf = free.pop(j)
+                    break
+        if buf is None:
+            buf = np.empty(max(nbytes, 4), np.uint8)
+        self._storage_buf[t.id] = buf
+        self.arrays[t.id] = buf[:nbytes].view(dtype).reshape(tuple(reversed(t.ne)))
+        if t.kind == "op" and end < n_nodes and self._reuse:
+            releases.setdefault(end, []).append(buf)
+
+    def run(self) -> None:
+        for step in self.steps:
+            step()
+
+
+def _extent(shape, strides, esz) -> int:
+    if any(s == 0 for s in shape):
+        return 0
+    return sum((n - 1) * st for n, st in zip(shape, strides)) + esz

@@ -1,0 +1,71 @@
+"""Model: a GGUF file loaded for running (weights bound, vocabulary ready)."""
+from __future__ import annotations
+
+import os
+
+from ggraph.errors import GGraphError
+from ggraph.gguf_file import GGUFFile
+from ggraph.models import model_class
+
+from .weights import prepare_weights
+
+
+class Model:
+    def __init__(self, path: str | os.PathLike):
+        self.path = os.fspath(path)
+        self.file = GGUFFile(self.path)
+        self.arch_model = model_class(self.file.arch)(self.file)
+        self.hp = self.arch_model.hp
+        self.weights = prepare_weights(self.arch_model)
+        self._vocab = None
+
+    # -- vocabulary -------------------------------------------------------------------------
+    @property
+    def vocab(self):
+        if self._vocab is None:
+            from .tokenizer import Vocab
+            self._vocab = Vocab.from_gguf(self.file)
+        return self._vocab
+
+    @property
+    def n_vocab(self) -> int:
+        return self.hp.n_vocab
+
+    def tokenize(self, text: str, add_special: bool = True, parse_special: bool = False) -> list[int]:
+        return self.vocab.tokenize(text, add_special=add_special, parse_special=parse_special)
+
+    def detokenize(self, ids, remove_special: bool = False, unparse_special: bool = False) -> str:
+        return self.vocab.detokenize(list(ids), remove_special=remove_special, unparse_special=unparse_special)
+
+    def token_to_piece(self, tok: int, special: bool = False) -> bytes:
+        return self.vocab.token_to_piece(tok, special=special)
+
+    # -- contexts -----------------------------------------------------------------------------
+    def new_context(self, n_ctx: int = 4096, n_batch: int = 512, n_threads: int | None = None):
+        from .context import Context
+        return Context(self, n_ctx=n_ctx, n_batch=n_batch, n_threads=n_threads)
+
+    def info(self) -> dict:
+        hp = self.hp
+        types: dict[str, int] = {}
+        for t in self.file.tensors.values():
+            types[t.type_name] = types.get(t.type_name, 0) + 1
+        return {
+            "path": self.path, "architecture": self.file.arch, "name": self.file.get("general.name"),
+            "n_vocab": hp.n_vocab, "n_ctx_train": hp.n_ctx_train, "n_embd": hp.n_embd, "n_layer": hp.n_layer,
+            "n_head": hp.n_head, "n_head_kv": hp.n_head_kv, "n_ff": hp.n_ff, "n_rot": hp.n_rot,
+            "rope_freq_base": hp.rope_freq_base, "n_params": sum(t.n_elements for t in self.file.tensors.values()),
+            "tensor_types": types, "file_size": self.file.file_size,
+        }
+
+
+def load(path_or_name: str | os.PathLike) -> Model:
+    """Load a GGUF file, or a default model by name ('smollm2', 'gemma3'), pulling it if needed."""
+    p = os.fspath(path_or_name)
+    if not os.path.exists(p):
+        from .pull import KNOWN_MODELS, pull
+        if p in KNOWN_MODELS:
+            p = pull(p)
+        elif not p.endswith(".gguf") and os.sep not in p:
+            raise GGraphError(f"unknown model '{p}': give a .gguf path or one of {', '.join(KNOWN_MODELS)}")
+    return Model(p)

@@ -1,0 +1,217 @@
+"""Binding of graph ops to kernels: bind(node, plan) returns a no-argument closure that computes
+the node into its planned array, or None for ops that are pure views.
+
+Arrays are the plan's numpy views (shape reversed from ne). Reshapes to 2-D/3-D are done here,
+once, and must not copy (a copy would be a stale snapshot); non-contiguous inputs are made
+contiguous inside the closure, at run time.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from ggraph.errors import GGraphError
+from ggraph.graph import F16, Tensor
+
+from .kernels import batched_matmul, elementwise, norm, rope, softmax
+from .kernels.matmul import get_rows as q_get_rows
+from .kernels.matmul import mul_mat as q_mul_mat
+
+VIEW_OPS = ("view", "reshape", "permute", "transpose")
+
+
+def _rows(a: np.ndarray) -> np.ndarray:
+    """[.., n] -> [rows, n] without copying."""
+    try:
+        return np.reshape(a, (-1, a.shape[-1]), copy=False)
+    except ValueError:
+        raise GGraphError("internal: a row view of a non-contiguous tensor was needed") from None
+
+
+def _is_c(a: np.ndarray) -> bool:
+    return a.flags.c_contiguous
+
+
+def bind(t: Tensor, plan):
+    if t.op in VIEW_OPS:
+        return None
+    fn = _BINDERS.get(t.op)
+    if fn is None:
+        raise GGraphError(f"op '{t.op}' ({t.name}) has no kernel in the runtime")
+    return fn(t, plan)
+
+
+def _unary_rows(kernel, *extra):
+    def binder(t, plan):
+        src, out = plan.array(t.src[0]), _rows(plan.array(t))
+        if _is_c(src):
+            x = _rows(src)
+            return lambda: kernel(x, out, *extra)
+        return lambda: kernel(_rows(np.ascontiguousarray(src)), out, *extra)
+    return binder
+
+
+def _bind_rms_norm(t, plan):
+    return _unary_rows(norm.rms_norm_f32, np.float32(t.params["eps"]))(t, plan)
+
+
+def _bind_norm(t, plan):
+    return _unary_rows(norm.norm_f32, np.float32(t.params["eps"]))(t, plan)
+
+
+def _bind_glu(kernel):
+    def binder(t, plan):
+        g, u, out = (_rows(plan.array(s)) for s in (t.src[0], t.src[1], t))
+        return lambda: kernel(g, u, out)
+    return binder
+
+
+def _src_array(s: Tensor, plan) -> np.ndarray:
+    """An F32 operand: an activation array, or a 1-D F32 weight (norm weights, biases)."""
+    if s.kind == "weight":
+        w = plan.weight(s)
+        if not isinstance(w, np.ndarray):
+            raise GGraphError(f"{s.name}: a {s.type.name} weight cannot be used by elementwise ops")
+        return w.reshape(tuple(reversed(s.ne)))
+    return plan.array(s)
+
+
+def _bind_binary(ufunc):
+    def binder(t, plan):
+        a, b, out = _src_array(t.src[0], plan), _src_array(t.src[1], plan), plan.array(t)
+        try:
+            np.broadcast_shapes(a.shape, b.shape)
+        except ValueError:
+            raise GGraphError(f"{t.op} {t.name}: broadcast by tiling is not supported") from None
+        return lambda: ufunc(a, b, out=out)
+    return binder
+
+
+def _bind_scale(t, plan):
+    a, out, s = plan.array(t.src[0]), plan.array(t), np.float32(t.params["s"])
+    return lambda: np.multiply(a, s, out=out)
+
+
+def _bind_get_rows(t, plan):
+    src, ids = t.src
+    ids_arr = plan.array(ids).reshape(-1)
+    out = _rows(plan.array(t))
+    if src.kind == "weight":
+        w = plan.weight(src)
+        if isinstance(w, np.ndarray):
+            w2 = w.reshape(-1, src.ne[0])
+            return lambda: np.take(w2, ids_arr, axis=0, out=out)
+        return lambda: q_get_rows(w, ids_arr, out)
+    a = plan.array(src)
+    if src.ne[2] != 1 or src.ne[3] != 1:
+        raise GGraphError(f"get_rows {t.name}: only 2-D activations are supported")
+    a2 = a[0, 0]
+    return lambda: np.take(a2, ids_arr, axis=0, out=out)
+
+
+def _bind_mul_mat(t, plan):
+    a, b = t.src
+    out = plan.array(t)
+    if a.kind == "weight":
+        if a.ne[2] != 1 or a.ne[3] != 1:
+            raise GGraphError(f"mul_mat {t.name}: 3-D weights are not supported yet")
+        w = plan.weight(a)
+        xb = plan.array(b)
+        out2 = _rows(out)
+        if _is_c(xb):
+            x2 = _rows(xb)
+            return lambda: q_mul_mat(w, x2, out2)
+        return lambda: q_mul_mat(w, _rows(np.ascontiguousarray(xb)), out2)
+    # activation x activation (attention): batched over dim 2, GQA broadcast
+    if a.ne[3] != 1 or b.ne[3] != 1:
+        raise GGraphError(f"mul_mat {t.name}: 4-D batches are not supported")
+    av, bv, o3 = plan.array(a)[0], plan.array(b)[0], out[0]
+    to_f16 = a.type == F16      # ggml converts src1 to src0's vec_dot type (F16) first
+
+    def run():
+        a3 = av if _is_c(av) else np.ascontiguousarray(av)
+        b3 = elementwise.round_f16(bv) if to_f16 else (bv if _is_c(bv) else np.ascontiguousarray(bv))
+        batched_matmul.bmm_f32(a3, b3, o3)
+    return run
+
+
+def _bind_soft_max(t, plan):
+    x, out = plan.array(t.src[0]), plan.array(t)
+    if t.src[0].ne[3] != 1:
+        raise GGraphError("soft_max: 4-D input is not supported")
+    has_mask = len(t.src) > 1
+    mask = plan.array(t.src[1])[0, 0] if has_mask else np.zeros((1, 1), np.float32)
+    scale = np.float32(t.params["scale"])
+    if t.params.get("max_bias", 0.0):
+        raise GGraphError("soft_max: ALiBi (max_bias) is not supported yet")
+    x3, o3 = x[0], out[0]
+    return lambda: softmax.soft_max_f32(x3, mask, o3, scale, has_mask)
+
+
+def _bind_rope(t, plan):
+    p = t.params
+    x, pos, out = plan.array(t.src[0]), plan.array(t.src[1]).reshape(-1), plan.array(t)
+    if len(t.src) > 2:
+        ff = np.ascontiguousarray(_src_array(t.src[2], plan).reshape(-1), dtype=np.float32)
+        has_ff = True
+    else:
+        ff, has_ff = np.ones(1, np.float32), False
+    corr0, corr1 = rope.yarn_corr_dims(p["n_dims"], p["n_ctx_orig"], p["freq_base"], p["beta_fast"], p["beta_slow"])
+    args = (ff, has_ff, p["n_dims"], p["mode"] == 2, p["freq_base"], p["freq_scale"], p["ext_factor"],
+            p["attn_factor"], corr0, corr1)
+    x3, o3 = x[0], out[0]
+    if _is_c(x3):
+        return lambda: rope.rope_f32(x3, pos, o3, *args)
+    return lambda: rope.rope_f32(np.ascontiguousarray(x3), pos, o3, *args)
+
+
+def _bind_set_rows(t, plan):
+    dst, src, ids = t.src
+    d2 = plan.array(t)[0, 0]           # [n_rows, row] view of the destination storage
+    s2 = _rows(plan.array(src)) if _is_c(plan.array(src)) else None
+    sv = plan.array(src)
+    ids_arr = plan.array(ids).reshape(-1)
+    f16 = dst.type == F16
+
+    def run():
+        rows = s2 if s2 is not None else _rows(np.ascontiguousarray(sv))
+        d2[ids_arr] = elementwise.round_f16(rows) if f16 else rows
+    return run
+
+
+def _bind_cont(t, plan):
+    src, out = plan.array(t.src[0]), plan.array(t)
+    shape = tuple(reversed(t.src[0].ne))
+    src_view = src.reshape(shape) if src.shape != shape else src
+    flat_out = out.reshape(shape)     # out is contiguous: this is a view
+    return lambda: np.copyto(flat_out, src_view)
+
+
+def _bind_cpy(t, plan):
+    a, b = t.src
+    src, dst = plan.array(a), plan.array(t)
+    f16 = b.type == F16
+
+    def run():
+        vals = np.ascontiguousarray(src).reshape(dst.shape)
+        dst[...] = elementwise.round_f16(vals) if f16 else vals
+    return run
+
+
+_BINDERS = {
+    "get_rows": _bind_get_rows,
+    "mul_mat": _bind_mul_mat,
+    "add": _bind_binary(np.add),
+    "mul": _bind_binary(np.multiply),
+    "scale": _bind_scale,
+    "rms_norm": _bind_rms_norm,
+    "norm": _bind_norm,
+    "silu": _unary_rows(elementwise.silu_f32),
+    "gelu": _unary_rows(elementwise.gelu_f32),
+    "swiglu": _bind_glu(elementwise.swiglu_f32),
+    "geglu": _bind_glu(elementwise.geglu_f32),
+    "soft_max": _bind_soft_max,
+    "rope": _bind_rope,
+    "set_rows": _bind_set_rows,
+    "cont": _bind_cont,
+    "cpy": _bind_cpy,
+}

@@ -1,0 +1,150 @@
+#!/usr/bin/env python3
+"""Write a tiny random llama GGUF (F32 by default) that llama.cpp and ggraph both load.
+
+Deterministic: the same arguments give the same file, so fixtures made from it with llama.cpp
+stay valid. The vocabulary is byte-level BPE (256 byte tokens + merges learned from a short
+text + <|endoftext|>), pre-tokenizer 'smollm', like SmolLM2's.
+
+    python scripts/make_tiny_llama.py out.gguf [--type F32|F16] [--seed 0]
+"""
+from __future__ import annotations
+
+import argparse
+import collections
+
+import numpy as np
+from gguf import GGMLQuantizationType, GGUFWriter, TokenType
+
+TEXT = """The cat sat on the mat. The dog ran in the park and the bird sang in the tree.
+Once upon a time there was a little girl who lived in a village near the forest.
+def main():\n    print("hello world")\n    return 0\n
+I'll be there at 10:30, don't worry. It's 2024 and we're going to the sea!"""
+
+CONFIG = dict(n_embd=64, n_head=4, n_head_kv=2, n_ff=192, n_layer=2, n_ctx_train=512, n_merges=120)
+
+
+def bytes_to_unicode() -> dict[int, str]:
+    """GPT-2's reversible byte -> printable character map."""
+    bs = list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1)) + list(range(ord("®"), ord("ÿ") + 1))
+    cs = bs[:]
+    n = 0
+    for b in range(256):
+        if b not in bs:
+            bs.append(b)
+            cs.append(256 + n)
+            n += 1
+    return {b: chr(c) for b, c in zip(bs, cs)}
+
+
+def learn_merges(text: str, n_merges: int) -> list[tuple[str, str]]:
+    """Plain BPE training over space-prefixed words (enough for a valid, deterministic vocab)."""
+    b2u = bytes_to_unicode()
+    words = collections.Counter()
+    for w in text.replace("\n", " ").split(" "):
+        if w:
+            words[tuple(b2u[b] for b in (" " + w).encode())] += 1
+    merges = []
+    for _ in range(n_merges):
+        pairs = collections.Counter()
+        for w, c in words.items():
+            for a, b in zip(w, w[1:]):
+                pairs[(a, b)] += c
+        if not pairs:
+            break
+        best = max(sorted(pairs), key=lambda p: pairs[p])
+        merges.append(best)
+        new = collections.Counter()
+        for w, c in words.items():
+            out, i = [], 0
+            while i < len(w):
+                if i + 1 < len(w) and (w[i], w[i + 1]) == best:
+                    out.append(w[i] + w[i + 1])
+                    i += 2
+                else:
+                    out.append(w[i])
+                    i += 1
+            new[tuple(out)] += c
+        words = new
+    return merges
+
+
+def build_vocab():
+    b2u = bytes_to_unicode()
+    tokens = ["<|endoftext|>"] + [b2u[b] for b in range(256)]
+    types = [TokenType.CONTROL] + [TokenType.NORMAL] * 256
+    merges = learn_merges(TEXT, CONFIG["n_merges"])
+    for a, b in merges:
+        if a + b not in tokens:
+            tokens.append(a + b)
+            types.append(TokenType.NORMAL)
+    return tokens, types, [f"{a} {b}" for a, b in merges]
+
+
+def make(path: str, wtype: str = "F32", seed: int = 0) -> str:
+    c = CONFIG
+    rng = np.random.default_rng(seed)
+    tokens, types, merges = build_vocab()
+    n_vocab, n_embd, n_ff = len(tokens), c["n_embd"], c["n_ff"]
+    head_dim = n_embd // c["n_head"]
+    n_embd_kv = head_dim * c["n_head_kv"]
+
+    w = GGUFWriter(path, "llama")
+    w.add_name("ggraph-tiny-llama")
+    w.add_context_length(c["n_ctx_train"])
+    w.add_embedding_length(n_embd)
+    w.add_block_count(c["n_layer"])
+    w.add_feed_forward_length(n_ff)
+    w.add_head_count(c["n_head"])
+    w.add_head_count_kv(c["n_head_kv"])
+    w.add_rope_dimension_count(head_dim)
+    w.add_rope_freq_base(10000.0)
+    w.add_layer_norm_rms_eps(1e-5)
+    w.add_vocab_size(n_vocab)
+    w.add_file_type(0 if wtype == "F32" else 1)
+    w.add_tokenizer_model("gpt2")
+    w.add_tokenizer_pre("smollm")
+    w.add_token_list(tokens)
+    w.add_token_types([int(t) for t in types])
+    w.add_token_merges(merges)
+    w.add_bos_token_id(0)
+    w.add_eos_token_id(0)
+    w.add_add_bos_token(False)
+
+    dtype = np.float32 if wtype == "F32" else np.float16
+    raw = GGMLQuantizationType.F32 if wtype == "F32" else GGMLQuantizationType.F16
+
+    def mat(name, n_out, n_in, std):
+        # numpy shape is reversed ggml ne: ne = [n_in, n_out]
+        w.add_tensor(name, (rng.standard_normal((n_out, n_in)) * std).astype(dtype), raw_dtype=raw)
+
+    def vec(name, n, mean=1.0, std=0.1):
+        w.add_tensor(name, (mean + rng.standard_normal(n) * std).astype(np.float32))
+
+    # weights large enough that next-token distributions are peaked (top-1 is meaningful)
+    mat("token_embd.weight", n_vocab, n_embd, 1.0)
+    vec("output_norm.weight", n_embd)
+    mat("output.weight", n_vocab, n_embd, 0.5)
+    for i in range(c["n_layer"]):
+        vec(f"blk.{i}.attn_norm.weight", n_embd)
+        mat(f"blk.{i}.attn_q.weight", n_embd, n_embd, 0.35)
+        mat(f"blk.{i}.attn_k.weight", n_embd_kv, n_embd, 0.35)
+        mat(f"blk.{i}.attn_v.weight", n_embd_kv, n_embd, 0.2)
+        mat(f"blk.{i}.attn_output.weight", n_embd, n_embd, 0.2)
+        vec(f"blk.{i}.ffn_norm.weight", n_embd)
+        mat(f"blk.{i}.ffn_gate.weight", n_ff, n_embd, 0.2)
+        mat(f"blk.{i}.ffn_up.weight", n_ff, n_embd, 0.2)
+        mat(f"blk.{i}.ffn_down.weight", n_embd, n_ff, 0.15)
+    w.write_header_to_file()
+    w.write_kv_data_to_file()
+    w.write_tensors_to_file()
+    w.close()
+    return path
+
+
+if __name__ == "__main__":
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("out")
+    ap.add_argument("--type", default="F32", choices=["F32", "F16"])
+    ap.add_argument("--seed", type=int, default=0)
+    a = ap.parse_args()
+    print(make(a.out, a.type, a.seed))
