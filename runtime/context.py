@@ -52,6 +52,11 @@ class Context:
         """Forget the sequence (clear the KV cache)."""
         self.kv.clear()
 
+    def generate(self, ids, n_predict: int = -1, sampler=None):
+        """Iterator over generated token ids (see runtime/generate.py)."""
+        from .generate import generate
+        return generate(self, ids, n_predict=n_predict, sampler=sampler)
+
     # -- graphs -----------------------------------------------------------------------------
     def build_graph(self, n_tokens: int, n_outputs: int, n_kv: int):
         g = LLMGraphContext(self.model.arch_model, self.cparams, UBatch(n_tokens, n_outputs, n_kv), self.kv.layout)

@@ -1,0 +1,206 @@
+"""`ggraph` command line: run, tokenize, info, pull, bench (llama.cpp's flag names and defaults).
+
+Generated text goes to stdout; logs and timings go to stderr. Any GGraphError becomes one
+`error: ...` line and exit status 1, never a traceback.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+
+from ggraph.errors import GGraphError
+
+LLAMA_DEFAULT_SEED = 0xFFFFFFFF
+
+
+def _add_model_arg(p, required=False):
+    p.add_argument("-m", "--model", required=required, default=None,
+                   help="GGUF file, or a default model name (smollm2, gemma3); default: smollm2, pulled on first use")
+
+
+def _add_ctx_args(p):
+    p.add_argument("-c", "--ctx-size", type=int, default=4096, help="context size (default: 4096)")
+    p.add_argument("-b", "--batch-size", type=int, default=2048, help="logical batch size (default: 2048)")
+    p.add_argument("-ub", "--ubatch-size", type=int, default=512, help="physical batch size (default: 512)")
+    p.add_argument("-t", "--threads", type=int, default=None, help="threads (default: all cores)")
+
+
+def _add_sampling_args(p):
+    p.add_argument("-n", "--n-predict", type=int, default=-1, help="tokens to predict (default: -1 = until end of generation or full context)")
+    p.add_argument("--temp", type=float, default=0.8)
+    p.add_argument("--top-k", type=int, default=40)
+    p.add_argument("--top-p", type=float, default=0.95)
+    p.add_argument("--min-p", type=float, default=0.05)
+    p.add_argument("--typical", type=float, default=1.0)
+    p.add_argument("--repeat-penalty", type=float, default=1.0)
+    p.add_argument("--repeat-last-n", type=int, default=64)
+    p.add_argument("--presence-penalty", type=float, default=0.0)
+    p.add_argument("--frequency-penalty", type=float, default=0.0)
+    p.add_argument("-s", "--seed", type=int, default=LLAMA_DEFAULT_SEED, help="RNG seed (default: random)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(prog="ggraph", description="Run GGUF models on the CPU, the llama.cpp way, in Python.")
+    sub = ap.add_subparsers(dest="cmd", required=True)
+
+    p = sub.add_parser("run", help="generate text from a prompt (like llama-completion)")
+    _add_model_arg(p)
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument("-p", "--prompt")
+    src.add_argument("-f", "--file", help="read the prompt from a file")
+    _add_ctx_args(p)
+    _add_sampling_args(p)
+    p.add_argument("--no-special", action="store_true", help="do not parse special-token text in the prompt")
+
+    p = sub.add_parser("tokenize", help="show the token ids (and pieces) of a text")
+    _add_model_arg(p)
+    p.add_argument("text")
+    p.add_argument("--ids", action="store_true", help="print only the ids, as a Python list")
+    p.add_argument("--no-bos", action="store_true", help="do not add BOS/EOS (add_special=False)")
+    p.add_argument("--no-parse-special", action="store_true", help="treat special-token text as plain text")
+
+    p = sub.add_parser("info", help="architecture, hyperparameters, tensor formats, size")
+    p.add_argument("model")
+    p.add_argument("--json", action="store_true")
+
+    p = sub.add_parser("pull", help="download a default model into the cache")
+    p.add_argument("name", nargs="?", default="smollm2")
+
+    p = sub.add_parser("bench", help="prompt (pp) and generation (tg) tokens/s, like llama-bench")
+    _add_model_arg(p)
+    p.add_argument("-p", "--n-prompt", type=int, default=512)
+    p.add_argument("-n", "--n-gen", type=int, default=128)
+    p.add_argument("-r", "--repetitions", type=int, default=3)
+    p.add_argument("-t", "--threads", type=int, default=None)
+    return ap
+
+
+def _load(name):
+    from .model import load
+    from .pull import DEFAULT_MODEL
+    return load(name or DEFAULT_MODEL)
+
+
+def _sampler(args, n_vocab):
+    from .sampling import SamplerChain, SamplerParams
+    seed = None if args.seed in (LLAMA_DEFAULT_SEED, -1) else args.seed
+    params = SamplerParams(temp=args.temp, top_k=args.top_k, top_p=args.top_p, min_p=args.min_p,
+                           typical_p=args.typical, repeat_penalty=args.repeat_penalty,
+                           repeat_last_n=args.repeat_last_n, frequency_penalty=args.frequency_penalty,
+                           presence_penalty=args.presence_penalty, seed=seed)
+    params.validate()
+    return SamplerChain.from_params(params, n_vocab)
+
+
+def _perf_line(label: str, ms: float, n: int, unit: str) -> str:
+    per = ms / n if n else 0.0
+    tps = 1000.0 * n / ms if ms > 0 else 0.0
+    return f"ggraph: {label:>17s} = {ms:10.2f} ms / {n:5d} {unit} ({per:8.2f} ms per token, {tps:8.2f} tokens per second)"
+
+
+def cmd_run(args) -> int:
+    from .tokenizer import StreamDecoder
+    if args.file:
+        try:
+            with open(args.file, encoding="utf-8") as f:
+                prompt = f.read()
+        except OSError as e:
+            raise GGraphError(f"cannot read prompt file: {e}") from None
+    else:
+        prompt = args.prompt
+    t0 = time.perf_counter()
+    model = _load(args.model)
+    sampler = _sampler(args, model.n_vocab)
+    ctx = model.new_context(n_ctx=args.ctx_size, n_batch=min(args.batch_size, args.ubatch_size), n_threads=args.threads)
+    ids = model.tokenize(prompt, add_special=True, parse_special=not args.no_special)
+    if not ids:
+        raise GGraphError("the prompt is empty")
+    t_load = time.perf_counter() - t0
+    dec = StreamDecoder(model.vocab)
+    out = sys.stdout
+    n_gen = 0
+    t1 = time.perf_counter()
+    t_prompt = None
+    for tok in ctx.generate(ids, n_predict=args.n_predict, sampler=sampler):
+        if t_prompt is None:
+            t_prompt = time.perf_counter() - t1
+            t2 = time.perf_counter()
+        out.write(dec.push(tok))
+        out.flush()
+        n_gen += 1
+    out.write(dec.flush())
+    out.write("\n")
+    out.flush()
+    t_end = time.perf_counter()
+    if t_prompt is None:
+        t_prompt, t2 = t_end - t1, t_end
+    print(f"ggraph: load time = {t_load * 1000:10.2f} ms", file=sys.stderr)
+    print(_perf_line("prompt eval time", t_prompt * 1000, len(ids), "tokens"), file=sys.stderr)
+    # the first sampled token comes with the prompt; later ones each cost one decode step
+    print(_perf_line("eval time", (t_end - t2) * 1000, max(n_gen - 1, 0), "runs  "), file=sys.stderr)
+    return 0
+
+
+def cmd_tokenize(args) -> int:
+    model = _load(args.model)
+    ids = model.tokenize(args.text, add_special=not args.no_bos, parse_special=not args.no_parse_special)
+    if args.ids:
+        print(ids)
+    else:
+        for i in ids:
+            piece = model.token_to_piece(i, special=True).decode("utf-8", errors="replace")
+            print(f"{i:6d} -> '{piece}'")
+    return 0
+
+
+def cmd_info(args) -> int:
+    model = _load(args.model)
+    info = model.info()
+    if args.json:
+        print(json.dumps(info, indent=2))
+        return 0
+    for k, v in info.items():
+        if k == "tensor_types":
+            v = ", ".join(f"{t}: {n}" for t, n in sorted(v.items()))
+        elif k == "file_size":
+            v = f"{v / 2**20:.1f} MiB"
+        elif k == "n_params":
+            v = f"{v / 1e6:.1f} M"
+        print(f"{k:14s} {v}")
+    return 0
+
+
+def cmd_pull(args) -> int:
+    from .pull import pull
+    print(pull(args.name))
+    return 0
+
+
+def cmd_bench(args) -> int:
+    from .bench import bench
+    model = _load(args.model)
+    bench(model, n_prompt=args.n_prompt, n_gen=args.n_gen, reps=args.repetitions, n_threads=args.threads)
+    return 0
+
+
+COMMANDS = {"run": cmd_run, "tokenize": cmd_tokenize, "info": cmd_info, "pull": cmd_pull, "bench": cmd_bench}
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return COMMANDS[args.cmd](args)
+    except GGraphError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:
+        os._exit(0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
