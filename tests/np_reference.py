@@ -17,8 +17,14 @@ def _weights(path):
     return W, meta
 
 
-def llama_forward(path: str, ids: list[int]) -> np.ndarray:
-    """Logits [len(ids), n_vocab] for the tokens at positions 0..n-1 (causal, rope NORM mode)."""
+def _f16(x, on):
+    return x.astype(np.float16).astype(np.float64) if on else x
+
+
+def llama_forward(path: str, ids: list[int], f16_kv: bool = False) -> np.ndarray:
+    """Logits [len(ids), n_vocab] for the tokens at positions 0..n-1 (causal, rope NORM mode).
+    f16_kv rounds what llama.cpp stores or converts to F16 in attention (K, V, Q and the softmax
+    probabilities), as its default F16 KV cache does; everything else stays float64."""
     W, m = _weights(path)
     n_head, n_kv = m["llama.attention.head_count"], m["llama.attention.head_count_kv"]
     eps, base = m["llama.attention.layer_norm_rms_epsilon"], m.get("llama.rope.freq_base", 10000.0)
@@ -50,10 +56,10 @@ def llama_forward(path: str, ids: list[int]) -> np.ndarray:
         out = np.empty((T, n_head, hd))
         for hh in range(n_head):
             kv = hh // (n_head // n_kv)
-            s = q[:, hh] @ k[:, kv].T / np.sqrt(hd) + mask
+            s = _f16(q[:, hh], f16_kv) @ _f16(k[:, kv], f16_kv).T / np.sqrt(hd) + mask
             s = np.exp(s - s.max(-1, keepdims=True))
             s /= s.sum(-1, keepdims=True)
-            out[:, hh] = s @ v[:, kv]
+            out[:, hh] = _f16(s, f16_kv) @ _f16(v[:, kv], f16_kv)
         x = x + out.reshape(T, D) @ W[p + "attn_output.weight"].T
         h = rms(x, W[p + "ffn_norm.weight"])
         g = h @ W[p + "ffn_gate.weight"].T

@@ -1,0 +1,108 @@
+"""Agreement with llama.cpp: replay a reference fixture (scripts/make_llamacpp_fixtures.py) through
+ggraph and measure it the way the project reports it.
+
+KL divergence uses llama.cpp as P. Fixtures keep llama.cpp's top-K logits and the log-sum-exp of
+each full row, so P is exact on those K ids; the remaining mass is lumped into one "rest" bin for
+both P and Q. Lumping can only lower KL (coarse-graining), so with K=32-64 it is a close lower bound;
+scripts/compare_llamacpp.py measures the full-vocabulary KL live.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+
+def log_softmax(x: np.ndarray) -> np.ndarray:
+    x = x.astype(np.float64)
+    m = x.max(-1, keepdims=True)
+    return x - (m + np.log(np.exp(x - m).sum(-1, keepdims=True)))
+
+
+def kl_topk(ref_ids: np.ndarray, ref_logits: np.ndarray, ref_lse: np.ndarray, ours: np.ndarray) -> np.ndarray:
+    """Per-row KL(P_ref || Q_ours) with P known on ref_ids [rows, K] plus a lumped rest bin."""
+    lp = ref_logits.astype(np.float64) - ref_lse[:, None]
+    lq_all = log_softmax(ours)
+    lq = np.take_along_axis(lq_all, ref_ids.astype(np.int64), 1)
+    p, q = np.exp(lp), np.exp(lq)
+    p_rest = np.clip(1.0 - p.sum(1), 1e-300, 1.0)
+    q_rest = np.clip(1.0 - q.sum(1), 1e-300, 1.0)
+    return (p * (lp - lq)).sum(1) + p_rest * np.log(p_rest / q_rest)
+
+
+def kl_full(ref: np.ndarray, ours: np.ndarray) -> np.ndarray:
+    lp, lq = log_softmax(ref), log_softmax(ours)
+    return (np.exp(lp) * (lp - lq)).sum(-1)
+
+
+@dataclass
+class Agreement:
+    mean_kl: float
+    max_kl: float
+    top1: float
+    same_continuations: int
+    n_prompts: int
+    n_positions: int
+
+    @property
+    def frac_same(self) -> float:
+        return self.same_continuations / self.n_prompts
+
+    def __str__(self) -> str:
+        return (f"mean KL {self.mean_kl:.3g} (max {self.max_kl:.3g}), top-1 {self.top1:.4f} over "
+                f"{self.n_positions} positions, identical greedy continuations {self.same_continuations}/"
+                f"{self.n_prompts}")
+
+
+def replay_fixture(model, fixture_path: str, n_prompts: int | None = None, n_ctx: int = 512,
+                   n_threads: int | None = None) -> Agreement:
+    """Feed each fixture prompt in one batch (logits for all positions), then continue greedily one
+    token per step, exactly as the fixture was made with llama.cpp."""
+    fx = np.load(fixture_path)
+    off, goff = fx["offsets"], fx["gen_offsets"]
+    n = len(off) - 1 if n_prompts is None else min(n_prompts, len(off) - 1)
+    ctx = model.new_context(n_ctx=n_ctx, n_threads=n_threads)
+    kls, top1, same = [], [], 0
+    for i in range(n):
+        a, b = off[i], off[i + 1]
+        ctx.reset()
+        logits = ctx.decode(fx["ids"][a:b], logits_all=True)
+        kls.append(kl_topk(fx["top_ids"][a:b], fx["top_logits"][a:b], fx["lse"][a:b], logits))
+        top1.append(logits.argmax(1) == fx["top_ids"][a:b, 0])
+        ref_gen = fx["gen"][goff[i]:goff[i + 1]].tolist()
+        gen, tok = [], int(logits[-1].argmax())
+        for _ in range(len(ref_gen)):
+            gen.append(tok)
+            if len(gen) == len(ref_gen):
+                break
+            tok = int(ctx.decode([tok]).argmax())
+        same += gen == ref_gen
+    kl = np.concatenate(kls)
+    return Agreement(float(kl.mean()), float(kl.max()), float(np.concatenate(top1).mean()), same, n, int(kl.size))
+
+
+def llamacpp_self_spread(fixture_path: str) -> Agreement:
+    """llama.cpp against itself: the same prompts fed token by token instead of in one batch
+    (stored in the fixture). Continuations are not re-run, so they count as all identical."""
+    fx = np.load(fixture_path)
+    # rebuild approximate rows for the token-by-token run from its top-K and lse: enough for KL/top-1
+    ids_b, lg_b, lse_b = fx["top_ids"], fx["top_logits"], fx["lse"]
+    ids_t, lg_t, lse_t = fx["tok_top_ids"], fx["tok_top_logits"], fx["tok_lse"]
+    rows = ids_b.shape[0]
+    lp = lg_b.astype(np.float64) - lse_b[:, None]
+    # Q on P's ids: look up where the token-by-token run kept them, else treat as part of its rest
+    lq = np.full_like(lp, -np.inf)
+    for r in range(rows):
+        pos = {int(t): j for j, t in enumerate(ids_t[r])}
+        for j, t in enumerate(ids_b[r]):
+            if int(t) in pos:
+                lq[r, j] = lg_t[r, pos[int(t)]] - lse_t[r]
+    p, q = np.exp(lp), np.exp(lq)
+    p_rest = np.clip(1 - p.sum(1), 1e-300, 1)
+    q_rest = np.clip(1 - q.sum(1), 1e-300, 1)
+    with np.errstate(invalid="ignore"):
+        terms = np.where(np.isfinite(lq), p * (lp - lq), 0.0)
+    kl = terms.sum(1) + p_rest * np.log(p_rest / q_rest)
+    top1 = (ids_b[:, 0] == ids_t[:, 0]).mean()
+    n_prompts = len(fx["offsets"]) - 1
+    return Agreement(float(kl.mean()), float(kl.max()), float(top1), n_prompts, n_prompts, rows)

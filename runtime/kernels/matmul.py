@@ -1,0 +1,79 @@
+"""Public matmul entry points used by the executor: prepare_weight, mul_mat, get_rows, dequantize_rows.
+
+mul_mat follows llama.cpp's CPU backend: x rows are converted to the weight type's vec_dot type
+(Q8_0/Q8_1/Q8_K/F16/BF16/F32) and dotted block by block with integer sums inside blocks. The same
+row kernel serves M == 1 (decode) and M > 1 (prompt; each weight row is reused from L1 for all M
+tokens), so batched and token-by-token results are bit-identical.
+"""
+import numpy as np
+
+from ggraph.errors import GGraphError
+from ggraph.runtime.kernels.quant_formats import ACTIVATIONS, get_format
+
+
+class PreparedWeight:
+    """A weight matrix [ne1 rows x ne0 inputs] kept as its raw GGUF blocks (no dequantized copy)."""
+
+    __slots__ = ("name", "ggml_type", "ne0", "ne1", "raw", "fmt")
+
+    def __init__(self, name, fmt, raw, ne0, ne1):
+        self.name, self.fmt, self.raw = name, fmt, raw
+        self.ggml_type, self.ne0, self.ne1 = fmt.ggml_type, ne0, ne1
+
+    @property
+    def nbytes_weights(self):
+        return self.raw.nbytes
+
+    def __repr__(self):
+        return f"PreparedWeight({self.name!r}, {self.fmt.name}, ne0={self.ne0}, ne1={self.ne1})"
+
+
+def prepare_weight(name, ggml_type, raw, ne0, ne1):
+    """Validate and wrap one weight at load time. `raw` (uint8 [ne1, row_bytes]) is used in place."""
+    fmt = get_format(ggml_type, name)
+    ne0, ne1 = int(ne0), int(ne1)
+    if ne0 % fmt.block_size:
+        raise GGraphError(f"tensor '{name}' ({fmt.name}): ne0={ne0} is not a multiple of the block size {fmt.block_size}")
+    rb = fmt.row_bytes(ne0)
+    raw = np.asarray(raw)
+    if raw.dtype != np.uint8:
+        raw = raw.view(np.uint8)
+    if raw.size != ne1 * rb:
+        raise GGraphError(f"tensor '{name}' ({fmt.name}): {raw.size} bytes, expected {ne1} rows x {rb} bytes")
+    raw = raw.reshape(ne1, rb)
+    if not raw.flags.c_contiguous:   # kernels address rows as r * row_bytes
+        raw = np.ascontiguousarray(raw)
+    return PreparedWeight(name, fmt, raw, ne0, ne1)
+
+
+def mul_mat(w, x, out):
+    """out[m, n] = dot(W[n, :], x[m, :]) with llama.cpp's activation conversion. x: f32 [M, ne0]."""
+    if x.ndim != 2 or x.shape[1] != w.ne0 or out.shape != (x.shape[0], w.ne1):
+        raise GGraphError(f"mul_mat '{w.name}': x {x.shape} / out {out.shape} do not fit weight ne0={w.ne0}, ne1={w.ne1}")
+    if x.dtype != np.float32 or not x.flags.c_contiguous:
+        x = np.ascontiguousarray(x, dtype=np.float32)
+    xq, a1, a2 = ACTIVATIONS[w.fmt.vec_dot](x)
+    w.fmt.matmul(w.raw, xq, a1, a2, out)
+
+
+def _check_ids(w, ids):
+    ids = np.asarray(ids, dtype=np.int64).reshape(-1)
+    if ids.size and (ids.min() < 0 or ids.max() >= w.ne1):
+        raise GGraphError(f"get_rows '{w.name}': row id out of range [0, {w.ne1})")
+    return ids
+
+
+def get_rows(w, ids, out):
+    """out[i, :] = dequantized row ids[i] (embedding lookup; exact, no activation rounding)."""
+    ids = _check_ids(w, ids)
+    if out.shape != (ids.size, w.ne0):
+        raise GGraphError(f"get_rows '{w.name}': out {out.shape}, expected {(ids.size, w.ne0)}")
+    w.fmt.dequant(w.raw, ids, out)
+
+
+def dequantize_rows(w, start, stop):
+    """Rows [start, stop) as float32 (tests, debugging)."""
+    ids = _check_ids(w, np.arange(start, stop))
+    out = np.empty((ids.size, w.ne0), np.float32)
+    w.fmt.dequant(w.raw, ids, out)
+    return out

@@ -1,0 +1,139 @@
+"""Activation quantization, the way llama.cpp's x86 CPU backend converts src1 to a weight's vec_dot type.
+
+Q8_0 / Q8_1 (AVX path of quantize_row_q8_0/1): per 32 values amax, d = amax/127 (stored as fp16),
+id = 127/amax, q = round-half-even(x*id); Q8_1 also stores s = fp16(d * sum(q)) with the unrounded d.
+Q8_K (quantize_row_q8_K_ref): per 256 values the signed extreme `max`, iscale = -127/max,
+q = min(127, nearest_int(iscale*x)), d = 1/iscale (float32), bsums = sums of 16 q.
+
+Every quantizer returns (qs int8 [M, K], a1, a2) with per-block side arrays:
+  Q8_0: a1 = d (float32, fp16-rounded) [M, K/32], a2 = sum(q) int32 [M, K/32]
+        (the int sum lets kernels run signed weights as unsigned+offset, exactly)
+  Q8_1: a1 = (d, s) interleaved per block, float32 fp16-rounded [M, 2*K/32]; a2 = a1
+  Q8_K: a1 = d (float32) [M, K/256], a2 = bsums int32 [M, K/16]
+"""
+import numpy as np
+from numba import njit, prange
+
+from ggraph.runtime.kernels.simd import fabs, fhmax, fload, fmax, fmul, fsplat, round_f16, store_q8
+
+_F127 = np.float32(127.0)
+
+
+@njit(cache=True, error_model="numpy", inline="always")
+def _q8_block(x, xo, qs, qo):
+    """Quantize 32 floats at byte xo of x into qs at byte qo; returns (d unrounded, sum of q)."""
+    v0 = fload(x, xo)
+    v1 = fload(x, xo + 64)
+    amax = fhmax(fmax(fabs(v0), fabs(v1)))
+    d = amax / _F127
+    inv = _F127 / amax if amax != 0 else np.float32(0.0)
+    sc = fsplat(inv)
+    return d, store_q8(fmul(v0, sc), qs, qo) + store_q8(fmul(v1, sc), qs, qo + 16)
+
+
+@njit(cache=True, error_model="numpy")
+def _q8_rows(x, m0, m1, qs, a1, a2, kind):
+    # kind 0: Q8_0 (a2 = int sums), kind 1: Q8_1 (a2 = fp16(d*sum))
+    K = x.shape[1]
+    for m in range(m0, m1):
+        for b in range(K // 32):
+            d, isum = _q8_block(x, 4 * (m * K + 32 * b), qs, m * K + 32 * b)
+            if kind == 0:
+                a1[m, b] = round_f16(d)
+                a2[m, b] = isum
+            else:
+                a1[m, 2 * b] = round_f16(d)
+                a1[m, 2 * b + 1] = round_f16(d * np.float32(isum))
+
+
+@njit(cache=True, parallel=True, error_model="numpy")
+def _q8_rows_par(x, qs, a1, a2, kind):
+    for m in prange(x.shape[0]):
+        _q8_rows(x, m, m + 1, qs, a1, a2, kind)
+
+
+@njit(cache=True, error_model="numpy")
+def _q8k_rows(x, m0, m1, qs, d, bsums):
+    K = x.shape[1]
+    for m in range(m0, m1):
+        for b in range(K // 256):
+            j0 = 256 * b
+            xo = 4 * (m * K + j0)
+            acc = fabs(fload(x, xo))
+            for g in range(1, 16):
+                acc = fmax(acc, fabs(fload(x, xo + 64 * g)))
+            amax = fhmax(acc)
+            if amax == 0:
+                d[m, b] = 0.0
+                qs[m, j0:j0 + 256] = 0
+                bsums[m, 16 * b:16 * b + 16] = 0
+                continue
+            j = j0
+            while j < j0 + 255 and abs(x[m, j]) != amax:   # first largest magnitude, as ggml picks it
+                j += 1
+            iscale = np.float32(-127.0) / x[m, j]
+            sc = fsplat(iscale)
+            for g in range(16):
+                bsums[m, 16 * b + g] = store_q8(fmul(fload(x, xo + 64 * g), sc), qs, m * K + j0 + 16 * g)
+            d[m, b] = np.float32(1.0) / iscale
+
+
+@njit(cache=True, parallel=True, error_model="numpy")
+def _q8k_rows_par(x, qs, d, bsums):
+    for m in prange(x.shape[0]):
+        _q8k_rows(x, m, m + 1, qs, d, bsums)
+
+
+def _q8(x, kind):
+    M, K = x.shape
+    qs = np.empty((M, K), np.int8)
+    if kind == 0:
+        a1 = np.empty((M, K // 32), np.float32)
+        a2 = np.empty((M, K // 32), np.int32)
+    else:
+        a1 = np.empty((M, K // 16), np.float32)   # interleaved (d, s) per block
+        a2 = a1
+
+    if M == 1:
+        _q8_rows(x, 0, 1, qs, a1, a2, kind)
+    else:
+        _q8_rows_par(x, qs, a1, a2, kind)
+    return qs, a1, a2
+
+
+def quantize_q8_0(x):
+    return _q8(x, 0)
+
+
+def quantize_q8_1(x):
+    return _q8(x, 1)
+
+
+def quantize_q8_K(x):
+    M, K = x.shape
+    qs = np.empty((M, K), np.int8)
+    d = np.empty((M, K // 256), np.float32)
+    bsums = np.empty((M, K // 16), np.int32)
+    if M == 1:
+        _q8k_rows(x, 0, 1, qs, d, bsums)
+    else:
+        _q8k_rows_par(x, qs, d, bsums)
+    return qs, d, bsums
+
+
+def round_to_f16(x):
+    """F16 weights: llama.cpp converts activations to fp16 (round-to-nearest-even) before the dot."""
+    return x.astype(np.float16).astype(np.float32)
+
+
+def round_to_bf16(x):
+    """BF16 weights: activations rounded like ggml_compute_fp32_to_bf16 (RNE, NaN kept quiet)."""
+    u = x.view(np.uint32)
+    nan = (u & 0x7FFFFFFF) > 0x7F800000
+    r = ((u.astype(np.uint64) + (0x7FFF + ((u >> 16) & 1))) >> 16).astype(np.uint32) << 16
+    r = np.where(nan, (u & 0xFFFF0000) | (64 << 16), r).astype(np.uint32)
+    return r.view(np.float32)
+
+
+def keep_f32(x):
+    return x
