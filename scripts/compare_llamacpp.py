@@ -1,0 +1,93 @@
+#!/usr/bin/env python3
+"""Live agreement report: ggraph vs llama.cpp, beside llama.cpp vs itself.
+
+For every prompt: llama.cpp evaluates it in one batch (logits at every position) and continues
+greedily for N tokens; llama.cpp again, feeding the prompt one token per step (its own legitimate
+spread); ggraph like the first. Full-vocabulary KL (llama.cpp batch as P), top-1 agreement and
+identical greedy continuations are reported for both pairs.
+
+    python scripts/compare_llamacpp.py MODEL.gguf [--prompts tests/fixtures/prompts.json] [--n-gen 32]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+
+import numpy as np
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+def llamacpp_run(llm, ids, n_gen, token_by_token):
+    llm.reset()
+    if token_by_token:
+        for t in ids:
+            llm.eval([t])
+    else:
+        llm.eval(ids)
+    logits = np.array(llm.scores[: len(ids)], dtype=np.float32)
+    gen = []
+    for _ in range(n_gen):
+        tok = int(np.argmax(llm.scores[llm.n_tokens - 1]))
+        gen.append(tok)
+        if len(gen) == n_gen:
+            break
+        llm.eval([tok])
+    return logits, gen
+
+
+def ggraph_run(ctx, ids, n_gen):
+    ctx.reset()
+    logits = ctx.decode(ids, logits_all=True)
+    gen, tok = [], int(logits[-1].argmax())
+    for _ in range(n_gen):
+        gen.append(tok)
+        if len(gen) == n_gen:
+            break
+        tok = int(ctx.decode([tok]).argmax())
+    return logits, gen
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("model")
+    ap.add_argument("--prompts", default=os.path.join(HERE, "..", "tests", "fixtures", "prompts.json"))
+    ap.add_argument("--n-gen", type=int, default=32)
+    ap.add_argument("--n-ctx", type=int, default=512)
+    ap.add_argument("--threads", type=int, default=2)
+    a = ap.parse_args()
+
+    import llama_cpp
+
+    import ggraph
+    from ggraph.runtime.compare import kl_full
+
+    prompts = json.load(open(a.prompts))
+    llm = llama_cpp.Llama(model_path=a.model, n_ctx=a.n_ctx, n_batch=512, n_ubatch=512, logits_all=True,
+                          flash_attn=False, n_threads=a.threads, verbose=False)
+    model = ggraph.load(a.model)
+    ctx = model.new_context(n_ctx=a.n_ctx, n_threads=a.threads)
+    rows = {"ggraph": [], "llama.cpp token-by-token": []}
+    for text in prompts:
+        ids = llm.tokenize(text.encode(), add_bos=True, special=False)
+        ref, ref_gen = llamacpp_run(llm, ids, a.n_gen, False)
+        tok, tok_gen = llamacpp_run(llm, ids, a.n_gen, True)
+        ours, our_gen = ggraph_run(ctx, ids, a.n_gen)
+        for key, lg, gen in (("ggraph", ours, our_gen), ("llama.cpp token-by-token", tok, tok_gen)):
+            rows[key].append((kl_full(ref, lg), lg.argmax(1) == ref.argmax(1), gen == ref_gen))
+    print(f"model: {os.path.basename(a.model)}; {len(prompts)} prompts; reference: llama.cpp "
+          f"{llama_cpp.__version__} (prompt in one batch, F16 KV, flash attention off), {a.threads} threads")
+    print("| compared with llama.cpp batch | mean KL | max KL | top-1 | identical continuations |")
+    print("|---|---|---|---|---|")
+    for key, r in rows.items():
+        kl = np.concatenate([x[0] for x in r])
+        t1 = np.concatenate([x[1] for x in r]).mean()
+        same = sum(x[2] for x in r)
+        print(f"| {key} | {kl.mean():.3g} | {kl.max():.3g} | {t1:.4f} | {same}/{len(r)} ({same / len(r):.0%}) |")
+    sys.stdout.flush()
+
+
+if __name__ == "__main__":
+    main()
