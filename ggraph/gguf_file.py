@@ -1,4 +1,4 @@
-"""GGUF access: memory-mapped metadata and tensor table (built on gguf.GGUFReader).
+"""GGUF access: memory-mapped metadata and tensor table (parsed by gguf_parse.py).
 
 Shapes are ggml `ne` order (ne[0] fastest). A tensor's bytes are a zero-copy uint8 view of the
 mmap, shaped [n_rows, row_bytes] where a row is ne[0] elements (a whole number of blocks).
@@ -6,12 +6,14 @@ mmap, shaped [n_rows, row_bytes] where a row is ne[0] elements (a whole number o
 from __future__ import annotations
 
 import os
+import struct
 from dataclasses import dataclass
 
 import numpy as np
-from gguf import GGML_QUANT_SIZES, GGMLQuantizationType, GGUFReader, GGUFValueType
+from gguf import GGML_QUANT_SIZES, GGMLQuantizationType
 
 from .errors import GGraphError
+from .gguf_parse import parse
 
 GGUF_MAGIC = b"GGUF"
 
@@ -52,40 +54,20 @@ class GGUFFile:
         if magic != GGUF_MAGIC:
             raise GGraphError(f"{self.path}: not a GGUF file (magic {magic!r}, expected b'GGUF')")
         try:
-            self._reader = GGUFReader(self.path, "r")
-        except GGraphError:
-            raise
-        except Exception as e:  # gguf raises ValueError/IndexError/struct errors on bad files
+            meta, infos, self._buf = parse(self.path)
+        except GGraphError as e:
+            raise GGraphError(f"{self.path}: corrupt or truncated GGUF file ({e})") from None
+        except (ValueError, struct.error, OverflowError, MemoryError) as e:
             raise GGraphError(f"{self.path}: corrupt or truncated GGUF file ({type(e).__name__}: {e})") from None
-        self.metadata = {k: self._field_value(f) for k, f in self._reader.fields.items()
-                         if not k.startswith("GGUF.")}
+        self.metadata = meta
         self.tensors: dict[str, TensorInfo] = {}
-        for t in self._reader.tensors:
-            self.tensors[t.name] = self._tensor_info(t)
+        for name, type_id, ne, offset in infos:
+            self.tensors[name] = self._tensor_info(name, type_id, ne, offset)
         self.arch = self.metadata.get("general.architecture")
         if not isinstance(self.arch, str):
             raise GGraphError(f"{self.path}: missing general.architecture")
 
     # -- metadata ---------------------------------------------------------------------------
-    @staticmethod
-    def _field_value(field):
-        types = field.types
-        if not types:
-            return None
-        if types[0] == GGUFValueType.ARRAY:
-            sub = types[-1]
-            if sub == GGUFValueType.STRING:
-                return [bytes(field.parts[i]).decode("utf-8", errors="replace") for i in field.data]
-            if len(field.data) == 0:
-                return []
-            return np.concatenate([field.parts[i] for i in field.data]).tolist()
-        if types[0] == GGUFValueType.STRING:
-            return bytes(field.parts[field.data[0]]).decode("utf-8", errors="replace")
-        v = field.parts[field.data[0]][0]
-        if types[0] == GGUFValueType.BOOL:
-            return bool(v)
-        return v.item()
-
     def get(self, key: str, default=None):
         return self.metadata.get(key, default)
 
@@ -100,24 +82,23 @@ class GGUFFile:
         return self.metadata[full]
 
     # -- tensors ----------------------------------------------------------------------------
-    def _tensor_info(self, t) -> TensorInfo:
+    def _tensor_info(self, name: str, type_id: int, ne: tuple, offset: int) -> TensorInfo:
         try:
-            gtype = GGMLQuantizationType(int(t.tensor_type))
+            gtype = GGMLQuantizationType(type_id)
         except ValueError:
-            raise GGraphError(f"{self.path}: tensor {t.name} has unknown ggml type id {int(t.tensor_type)}") from None
-        ne = tuple(int(x) for x in t.shape)
+            raise GGraphError(f"{self.path}: tensor {name} has unknown ggml type id {type_id}") from None
         block, type_size = GGML_QUANT_SIZES[gtype]
-        if ne[0] % block:
-            raise GGraphError(f"{self.path}: tensor {t.name} ne0={ne[0]} is not a multiple of the "
+        if not ne or ne[0] % block:
+            raise GGraphError(f"{self.path}: tensor {name} ne0={ne[0] if ne else None} is not a multiple of the "
                               f"{gtype.name} block size {block}")
         row_bytes = ne[0] // block * type_size
         n_rows = int(np.prod(ne[1:])) if len(ne) > 1 else 1
-        raw = np.asarray(t.data)
-        if raw.nbytes != n_rows * row_bytes:
-            raise GGraphError(f"{self.path}: tensor {t.name} holds {raw.nbytes} bytes, expected "
-                              f"{n_rows * row_bytes} (truncated file?)")
-        data = raw.reshape(-1).view(np.uint8).reshape(n_rows, row_bytes)
-        return TensorInfo(t.name, gtype, ne, data)
+        end = offset + n_rows * row_bytes
+        if end > len(self._buf):
+            raise GGraphError(f"{self.path}: tensor {name} needs bytes up to {end} but the file has "
+                              f"{len(self._buf)} (truncated file?)")
+        data = self._buf[offset:end].reshape(n_rows, row_bytes)
+        return TensorInfo(name, gtype, ne, data)
 
     def tensor(self, name: str) -> TensorInfo:
         try:
