@@ -55,6 +55,12 @@ def build_parser() -> argparse.ArgumentParser:
     _add_sampling_args(p)
     p.add_argument("--no-special", action="store_true", help="do not parse special-token text in the prompt")
 
+    p = sub.add_parser("chat", help="interactive multi-turn chat with the model's chat template")
+    _add_model_arg(p)
+    _add_ctx_args(p)
+    _add_sampling_args(p)
+    p.add_argument("-sys", "--system-prompt", default=None, help="system message")
+
     p = sub.add_parser("tokenize", help="show the token ids (and pieces) of a text")
     _add_model_arg(p)
     p.add_argument("text")
@@ -144,6 +150,38 @@ def cmd_run(args) -> int:
     return 0
 
 
+def cmd_chat(args) -> int:
+    from .chat import ChatSession
+    model = _load(args.model)
+    sampler = _sampler(args, model.n_vocab)
+    ctx = model.new_context(n_ctx=args.ctx_size, n_batch=min(args.batch_size, args.ubatch_size), n_threads=args.threads)
+    session = ChatSession(model, ctx, sampler=sampler, system=args.system_prompt)
+    interactive = sys.stdin.isatty()
+    if interactive:
+        print("ggraph chat: type a message, /exit or Ctrl-D to quit.", file=sys.stderr)
+    while True:
+        if interactive:
+            sys.stdout.write("\n> ")
+            sys.stdout.flush()
+        line = sys.stdin.readline()
+        if not line:
+            break
+        line = line.rstrip("\n")
+        if line.strip() in ("/exit", "/quit"):
+            break
+        if not line.strip():
+            continue
+        try:
+            for piece in session.send(line, n_predict=args.n_predict):
+                sys.stdout.write(piece)
+                sys.stdout.flush()
+        except KeyboardInterrupt:
+            pass
+        sys.stdout.write("\n")
+        sys.stdout.flush()
+    return 0
+
+
 def cmd_tokenize(args) -> int:
     model = _load(args.model)
     ids = model.tokenize(args.text, add_special=not args.no_bos, parse_special=not args.no_parse_special)
@@ -186,7 +224,7 @@ def cmd_bench(args) -> int:
     return 0
 
 
-COMMANDS = {"run": cmd_run, "tokenize": cmd_tokenize, "info": cmd_info, "pull": cmd_pull, "bench": cmd_bench}
+COMMANDS = {"run": cmd_run, "chat": cmd_chat, "tokenize": cmd_tokenize, "info": cmd_info, "pull": cmd_pull, "bench": cmd_bench}
 
 
 def main(argv=None) -> int:

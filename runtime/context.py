@@ -52,6 +52,12 @@ class Context:
         """Forget the sequence (clear the KV cache)."""
         self.kv.clear()
 
+    def truncate(self, n_keep: int) -> None:
+        """Keep only the first n_keep positions (llama_memory_seq_rm from n_keep on)."""
+        if not 0 <= n_keep <= self.kv.n_past:
+            raise GGraphError(f"truncate: n_keep={n_keep} outside 0..{self.kv.n_past}")
+        self.kv.n_past = n_keep
+
     def generate(self, ids, n_predict: int = -1, sampler=None):
         """Iterator over generated token ids (see runtime/generate.py)."""
         from .generate import generate

@@ -40,6 +40,11 @@ class Model:
     def token_to_piece(self, tok: int, special: bool = False) -> bytes:
         return self.vocab.token_to_piece(tok, special=special)
 
+    def apply_chat_template(self, messages: list[dict], add_generation_prompt: bool = True) -> str:
+        """Render `tokenizer.chat_template` from the GGUF with jinja2 (llama.cpp's --jinja path)."""
+        from .chat import chat_template_for
+        return chat_template_for(self).render(messages, add_generation_prompt=add_generation_prompt)
+
     # -- contexts -----------------------------------------------------------------------------
     def new_context(self, n_ctx: int = 4096, n_batch: int = 512, n_threads: int | None = None):
         from .context import Context
