@@ -82,27 +82,10 @@ def replay_fixture(model, fixture_path: str, n_prompts: int | None = None, n_ctx
 
 
 def llamacpp_self_spread(fixture_path: str) -> Agreement:
-    """llama.cpp against itself: the same prompts fed token by token instead of in one batch
-    (stored in the fixture). Continuations are not re-run, so they count as all identical."""
+    """llama.cpp against itself, recorded in the fixture: the same prompts fed token by token
+    instead of in one batch (full-vocabulary KL with the batch run as P, top-1, continuations)."""
     fx = np.load(fixture_path)
-    # rebuild approximate rows for the token-by-token run from its top-K and lse: enough for KL/top-1
-    ids_b, lg_b, lse_b = fx["top_ids"], fx["top_logits"], fx["lse"]
-    ids_t, lg_t, lse_t = fx["tok_top_ids"], fx["tok_top_logits"], fx["tok_lse"]
-    rows = ids_b.shape[0]
-    lp = lg_b.astype(np.float64) - lse_b[:, None]
-    # Q on P's ids: look up where the token-by-token run kept them, else treat as part of its rest
-    lq = np.full_like(lp, -np.inf)
-    for r in range(rows):
-        pos = {int(t): j for j, t in enumerate(ids_t[r])}
-        for j, t in enumerate(ids_b[r]):
-            if int(t) in pos:
-                lq[r, j] = lg_t[r, pos[int(t)]] - lse_t[r]
-    p, q = np.exp(lp), np.exp(lq)
-    p_rest = np.clip(1 - p.sum(1), 1e-300, 1)
-    q_rest = np.clip(1 - q.sum(1), 1e-300, 1)
-    with np.errstate(invalid="ignore"):
-        terms = np.where(np.isfinite(lq), p * (lp - lq), 0.0)
-    kl = terms.sum(1) + p_rest * np.log(p_rest / q_rest)
-    top1 = (ids_b[:, 0] == ids_t[:, 0]).mean()
-    n_prompts = len(fx["offsets"]) - 1
-    return Agreement(float(kl.mean()), float(kl.max()), float(top1), n_prompts, n_prompts, rows)
+    kl = fx["self_kl"]
+    same = int(fx["self_same"].sum())
+    return Agreement(float(kl.mean()), float(kl.max()), float(fx["self_top1"].mean()), same,
+                     int(fx["self_same"].size), int(kl.size))

@@ -5,7 +5,7 @@ Deterministic: the same arguments give the same file, so fixtures made from it w
 stay valid. The vocabulary is byte-level BPE (256 byte tokens + merges learned from a short
 text + <|endoftext|>), pre-tokenizer 'smollm', like SmolLM2's.
 
-    python scripts/make_tiny_llama.py out.gguf [--type F32|F16] [--seed 0]
+    python scripts/make_tiny_llama.py out.gguf [--type F32|F16|BF16|Q4_0|Q4_1|Q5_0|Q5_1|Q8_0] [--seed 0] [--config tiny|wide]
 """
 from __future__ import annotations
 
@@ -14,13 +14,22 @@ import collections
 
 import numpy as np
 from gguf import GGMLQuantizationType, GGUFWriter, TokenType
+from gguf.quants import quantize
 
 TEXT = """The cat sat on the mat. The dog ran in the park and the bird sang in the tree.
 Once upon a time there was a little girl who lived in a village near the forest.
 def main():\n    print("hello world")\n    return 0\n
 I'll be there at 10:30, don't worry. It's 2024 and we're going to the sea!"""
 
-CONFIG = dict(n_embd=64, n_head=4, n_head_kv=2, n_ff=192, n_layer=2, n_ctx_train=512, n_merges=120)
+# formats gguf-py can quantize exactly like llama.cpp (others: scripts/make_quant_models.py)
+FILE_TYPES = {"F32": 0, "F16": 1, "Q4_0": 2, "Q4_1": 3, "Q8_0": 7, "Q5_0": 8, "Q5_1": 9, "BF16": 32}
+
+CONFIGS = {
+    "tiny": dict(n_embd=64, n_head=4, n_head_kv=2, n_ff=192, n_layer=2, n_ctx_train=512, n_merges=120),
+    # rows of 256 so every K-quant / IQ4_XS block size fits (scripts/make_quant_models.py)
+    "wide": dict(n_embd=256, n_head=4, n_head_kv=2, n_ff=512, n_layer=2, n_ctx_train=512, n_merges=120),
+}
+CONFIG = CONFIGS["tiny"]
 
 
 def bytes_to_unicode() -> dict[int, str]:
@@ -72,7 +81,7 @@ def build_vocab():
     b2u = bytes_to_unicode()
     tokens = ["<|endoftext|>"] + [b2u[b] for b in range(256)]
     types = [TokenType.CONTROL] + [TokenType.NORMAL] * 256
-    merges = learn_merges(TEXT, CONFIG["n_merges"])
+    merges = learn_merges(TEXT, CONFIG["n_merges"])  # same vocabulary for every config
     for a, b in merges:
         if a + b not in tokens:
             tokens.append(a + b)
@@ -80,8 +89,8 @@ def build_vocab():
     return tokens, types, [f"{a} {b}" for a, b in merges]
 
 
-def make(path: str, wtype: str = "F32", seed: int = 0) -> str:
-    c = CONFIG
+def make(path: str, wtype: str = "F32", seed: int = 0, config: str = "tiny") -> str:
+    c = CONFIGS[config]
     rng = np.random.default_rng(seed)
     tokens, types, merges = build_vocab()
     n_vocab, n_embd, n_ff = len(tokens), c["n_embd"], c["n_ff"]
@@ -89,7 +98,7 @@ def make(path: str, wtype: str = "F32", seed: int = 0) -> str:
     n_embd_kv = head_dim * c["n_head_kv"]
 
     w = GGUFWriter(path, "llama")
-    w.add_name("ggraph-tiny-llama")
+    w.add_name(f"ggraph-{config}-llama")
     w.add_context_length(c["n_ctx_train"])
     w.add_embedding_length(n_embd)
     w.add_block_count(c["n_layer"])
@@ -100,7 +109,7 @@ def make(path: str, wtype: str = "F32", seed: int = 0) -> str:
     w.add_rope_freq_base(10000.0)
     w.add_layer_norm_rms_eps(1e-5)
     w.add_vocab_size(n_vocab)
-    w.add_file_type(0 if wtype == "F32" else 1)
+    w.add_file_type(FILE_TYPES[wtype])
     w.add_tokenizer_model("gpt2")
     w.add_tokenizer_pre("smollm")
     w.add_token_list(tokens)
@@ -110,30 +119,38 @@ def make(path: str, wtype: str = "F32", seed: int = 0) -> str:
     w.add_eos_token_id(0)
     w.add_add_bos_token(False)
 
-    dtype = np.float32 if wtype == "F32" else np.float16
-    raw = GGMLQuantizationType.F32 if wtype == "F32" else GGMLQuantizationType.F16
+    qtype = GGMLQuantizationType[wtype]
 
     def mat(name, n_out, n_in, std):
-        # numpy shape is reversed ggml ne: ne = [n_in, n_out]
-        w.add_tensor(name, (rng.standard_normal((n_out, n_in)) * std).astype(dtype), raw_dtype=raw)
+        # numpy shape is reversed ggml ne: ne = [n_in, n_out]; other formats are quantized from
+        # the float32 values with gguf's port of llama.cpp's reference quantizers (bit-identical
+        # to llama_model_quantize for these formats)
+        x = (rng.standard_normal((n_out, n_in)) * std).astype(np.float32)
+        if qtype == GGMLQuantizationType.F32:
+            w.add_tensor(name, x)
+        else:
+            w.add_tensor(name, quantize(x, qtype), raw_dtype=qtype)
 
     def vec(name, n, mean=1.0, std=0.1):
         w.add_tensor(name, (mean + rng.standard_normal(n) * std).astype(np.float32))
 
-    # weights large enough that next-token distributions are peaked (top-1 is meaningful)
+    # weights large enough that next-token distributions are peaked (top-1 is meaningful);
+    # std scaled by 1/sqrt(fan-in) relative to the 64-wide tiny config
+    s_in = (64 / n_embd) ** 0.5
+    s_ff = (192 / n_ff) ** 0.5
     mat("token_embd.weight", n_vocab, n_embd, 1.0)
     vec("output_norm.weight", n_embd)
-    mat("output.weight", n_vocab, n_embd, 0.5)
+    mat("output.weight", n_vocab, n_embd, 0.5 * s_in)
     for i in range(c["n_layer"]):
         vec(f"blk.{i}.attn_norm.weight", n_embd)
-        mat(f"blk.{i}.attn_q.weight", n_embd, n_embd, 0.35)
-        mat(f"blk.{i}.attn_k.weight", n_embd_kv, n_embd, 0.35)
-        mat(f"blk.{i}.attn_v.weight", n_embd_kv, n_embd, 0.2)
-        mat(f"blk.{i}.attn_output.weight", n_embd, n_embd, 0.2)
+        mat(f"blk.{i}.attn_q.weight", n_embd, n_embd, 0.35 * s_in)
+        mat(f"blk.{i}.attn_k.weight", n_embd_kv, n_embd, 0.35 * s_in)
+        mat(f"blk.{i}.attn_v.weight", n_embd_kv, n_embd, 0.2 * s_in)
+        mat(f"blk.{i}.attn_output.weight", n_embd, n_embd, 0.2 * s_in)
         vec(f"blk.{i}.ffn_norm.weight", n_embd)
-        mat(f"blk.{i}.ffn_gate.weight", n_ff, n_embd, 0.2)
-        mat(f"blk.{i}.ffn_up.weight", n_ff, n_embd, 0.2)
-        mat(f"blk.{i}.ffn_down.weight", n_embd, n_ff, 0.15)
+        mat(f"blk.{i}.ffn_gate.weight", n_ff, n_embd, 0.2 * s_in)
+        mat(f"blk.{i}.ffn_up.weight", n_ff, n_embd, 0.2 * s_in)
+        mat(f"blk.{i}.ffn_down.weight", n_embd, n_ff, 0.15 * s_ff)
     w.write_header_to_file()
     w.write_kv_data_to_file()
     w.write_tensors_to_file()
@@ -144,7 +161,8 @@ def make(path: str, wtype: str = "F32", seed: int = 0) -> str:
 if __name__ == "__main__":
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("out")
-    ap.add_argument("--type", default="F32", choices=["F32", "F16"])
+    ap.add_argument("--type", default="F32", choices=sorted(FILE_TYPES))
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--config", default="tiny", choices=sorted(CONFIGS))
     a = ap.parse_args()
-    print(make(a.out, a.type, a.seed))
+    print(make(a.out, a.type, a.seed, a.config))
