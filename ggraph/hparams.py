@@ -24,7 +24,23 @@ class HParams:
     f_norm_eps: float = 0.0
     f_norm_rms_eps: float = 0.0
     rope_type: int = 0            # set by the architecture (ROPE_TYPE_NORM / NEOX)
+    f_attention_scale: float = 0.0   # 0: 1/sqrt(head_dim)
+    # sliding-window attention (llama_swa_type STANDARD): layer il attends to the last n_swa positions
+    n_swa: int = 0
+    swa_layers: list = field(default_factory=list)
+    rope_freq_base_swa: float = 10000.0
+    rope_freq_scale_swa: float = 1.0
     extra: dict = field(default_factory=dict)   # arch-specific values read by the model file
+
+    def is_swa(self, il: int) -> bool:
+        return self.n_swa > 0 and bool(self.swa_layers) and self.swa_layers[il]
+
+    def set_swa_pattern(self, n_pattern: int, dense_first: bool = False) -> None:
+        """llama_hparams::set_swa_pattern: every n_pattern-th layer is dense, the others SWA."""
+        if dense_first:
+            self.swa_layers = [n_pattern == 0 or il % n_pattern != 0 for il in range(self.n_layer)]
+        else:
+            self.swa_layers = [n_pattern == 0 or il % n_pattern < n_pattern - 1 for il in range(self.n_layer)]
 
     @property
     def n_embd_k_gqa(self) -> int:

@@ -58,6 +58,7 @@ class AttnInput:
     kq_mask: Tensor     # F32 [n_kv, n_tokens]
     k_idxs: Tensor      # I32 [n_tokens] cache cell per token
     v_idxs: Tensor
+    kq_mask_swa: Tensor | None = None   # the sliding-window mask, for models with SWA layers
 
 
 class LLMGraphContext:
@@ -105,6 +106,20 @@ class LLMGraphContext:
             k_idxs=self._input("k_idxs", I32, (self.n_tokens,)),
             v_idxs=self._input("v_idxs", I32, (self.n_tokens,)))
 
+    def build_attn_inp_kv_iswa(self) -> AttnInput:
+        """Like build_attn_inp_kv plus a sliding-window mask for the SWA layers (one cache holds
+        every layer here; llama.cpp keeps a smaller ring cache for SWA layers, same values)."""
+        inp = self.build_attn_inp_kv()
+        inp.kq_mask_swa = self._input("kq_mask_swa", F32, (self.n_kv, self.n_tokens))
+        return inp
+
+    # -- per-layer rope parameters (llama_model::get_rope_freq_base/scale) -------------------
+    def rope_freq_base(self, il: int) -> float:
+        return self.hp.rope_freq_base_swa if self.hp.is_swa(il) else self.freq_base
+
+    def rope_freq_scale(self, il: int) -> float:
+        return self.hp.rope_freq_scale_swa if self.hp.is_swa(il) else self.freq_scale
+
     # -- building blocks --------------------------------------------------------------------
     def build_lora_mm(self, w: Tensor, cur: Tensor) -> Tensor:
         return ops.mul_mat(w, cur)
@@ -149,7 +164,8 @@ class LLMGraphContext:
         k = ops.view(k_w, (hk, hp.n_head_kv, n_kv), (esz_k * hk, row_size(kv.k[il].type, hp.n_embd_k_gqa)))
         esz_v = row_size(kv.v[il].type, 1)
         v = ops.view(v_w, (n_kv, hv, hp.n_head_kv), (esz_v * kv.size, esz_v * kv.size * hv))
-        cur = self.build_attn_mha(q_cur, k, v, inp.kq_mask, kq_scale, il)
+        mask = inp.kq_mask_swa if (inp.kq_mask_swa is not None and hp.is_swa(il)) else inp.kq_mask
+        cur = self.build_attn_mha(q_cur, k, v, mask, kq_scale, il)
         self.cb(cur, "kqv_out", il)
         if wo is not None:
             cur = self.build_lora_mm(wo, cur)
@@ -195,4 +211,6 @@ class LLMGraphContext:
         return cur
 
     def default_kq_scale(self) -> float:
+        if self.hp.f_attention_scale:
+            return self.hp.f_attention_scale
         return 1.0 / math.sqrt(float(self.n_embd_head_k))

@@ -169,6 +169,10 @@ def gelu(a: Tensor) -> Tensor:
     return _unary("gelu", a)
 
 
+def tanh(a: Tensor) -> Tensor:
+    return _unary("tanh", a)
+
+
 def swiglu_split(a: Tensor, b: Tensor) -> Tensor:
     """silu(a) * b (ggml_swiglu_split)."""
     if a.ne != b.ne:

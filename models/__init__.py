@@ -1,9 +1,10 @@
 """Architecture registry: general.architecture -> model class (one file per architecture)."""
 from ggraph.errors import GGraphError
 
+from .gemma3 import Gemma3Model
 from .llama import LlamaModel
 
-ARCHITECTURES = {cls.arch: cls for cls in (LlamaModel,)}
+ARCHITECTURES = {cls.arch: cls for cls in (LlamaModel, Gemma3Model)}
 
 
 def model_class(arch: str):

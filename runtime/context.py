@@ -120,9 +120,13 @@ class Context:
         inp["inp_pos"].reshape(-1)[:] = pos
         inp["k_idxs"].reshape(-1)[:] = pos          # one sequence: cell == position
         inp["v_idxs"].reshape(-1)[:] = pos
-        mask = inp["kq_mask"].reshape(n, n_kv)
-        cells = np.arange(n_kv, dtype=np.int32)
-        mask[:] = np.where(cells[None, :] <= pos[:, None], np.float32(0.0), np.float32(-np.inf))
+        cells = np.arange(n_kv, dtype=np.int32)[None, :]
+        visible = cells <= pos[:, None]                 # causal over this sequence's cells
+        inp["kq_mask"].reshape(n, n_kv)[:] = np.where(visible, np.float32(0.0), np.float32(-np.inf))
+        if "kq_mask_swa" in inp:                        # llama_hparams::is_masked_swa (STANDARD)
+            in_window = pos[:, None] - cells < self.model.hp.n_swa
+            inp["kq_mask_swa"].reshape(n, n_kv)[:] = np.where(visible & in_window, np.float32(0.0),
+                                                              np.float32(-np.inf))
         inp["inp_out_ids"].reshape(-1)[:] = np.arange(n - n_outputs, n, dtype=np.int32)
         plan.run()
         self.kv.n_past = p0 + n
