@@ -126,11 +126,14 @@ def _bind_mul_mat(t, plan):
         raise GGraphError(f"mul_mat {t.name}: 4-D batches are not supported")
     av, bv, o3 = plan.array(a)[0], plan.array(b)[0], out[0]
     to_f16 = a.type == F16      # ggml converts src1 to src0's vec_dot type (F16) first
+    b_cont = _is_c(plan.array(b))
+    # the summation order (llamafile sgemm for prompt batches, vec_dot for one-token decode) is
+    # picked inside bmm_f32 from the shapes, as ggml's mul_mat does
 
     def run():
         a3 = av if _is_c(av) else np.ascontiguousarray(av)
         b3 = elementwise.round_f16(bv) if to_f16 else (bv if _is_c(bv) else np.ascontiguousarray(bv))
-        batched_matmul.bmm_f32(a3, b3, o3)
+        batched_matmul.bmm_f32(a3, b3, o3, to_f16, b_cont)
     return run
 
 

@@ -1,64 +1,92 @@
-"""Activations as ggml computes them in float32 (silu = x/(1+e^-x); gelu = tanh approximation)."""
-import math
+"""Activations bit for bit as ggml's CPU backend (vec.cpp / vec.h, AVX512 build).
 
+silu / swiglu: per row, chunks of 16 use ggml_v_silu (x / (1 + ggml_v_expf(-x))), the leftover
+  n % 16 elements the scalar ggml_silu_f32 (x / (1 + expf(-x))); swiglu multiplies by g.
+gelu / geglu (GGML_GELU_FP16): x <= -10 -> 0, x >= 10 -> x, else a 65536-entry table indexed by
+  the F16 bits of x, holding fp16(gelu_f32(fp16 value)) with
+  gelu_f32(x) = 0.5*x*(1 + tanhf(sqrt(2/pi)*x*(1 + 0.044715*x*x))), the inner 1 + a*x*x
+  contracted to fma(a*x, x, 1) as GCC compiles it; geglu multiplies by g.
+"""
 import numpy as np
 from numba import njit, prange
 
-GELU_COEF_A = np.float32(0.044715)
-SQRT_2_OVER_PI = np.float32(0.79788456080286535587989211986876)
+from .ggml_math import fma32, silu_scalar, v_silu
+
+F32 = np.float32
+GELU_COEF_A = F32(0.044715)
+SQRT_2_OVER_PI = F32(0.79788456080286535587989211986876)
 
 
-@njit(cache=True, inline="always")
-def _silu(x):
-    return x / (np.float32(1.0) + np.exp(-x))
+@njit(cache=True)
+def _gelu_f32_all(x, out):
+    for i in range(x.size):
+        v = x[i]
+        inner = fma32(GELU_COEF_A * v, v, F32(1.0))
+        out[i] = F32(0.5) * v * (F32(1.0) + np.tanh(SQRT_2_OVER_PI * v * inner))
 
 
-@njit(cache=True, inline="always")
-def _gelu(x):
-    # ggml evaluates gelu through an fp16 table for |x| < 10; x<=-10 -> 0, x>=10 -> x
-    if x <= np.float32(-10.0):
-        return np.float32(0.0)
-    if x >= np.float32(10.0):
-        return x
-    return np.float32(0.5) * x * (np.float32(1.0) + np.tanh(SQRT_2_OVER_PI * x * (np.float32(1.0) + GELU_COEF_A * x * x)))
+def _gelu_table() -> np.ndarray:
+    """ggml_table_gelu_f16 decoded to float32: entry i is gelu of the F16 value with bits i."""
+    vals = np.arange(1 << 16, dtype=np.uint16).view(np.float16).astype(np.float32)
+    g = np.empty_like(vals)
+    with np.errstate(all="ignore"):
+        _gelu_f32_all(vals, g)
+        return g.astype(np.float16).astype(np.float32)
+
+
+GELU_TABLE = _gelu_table()
 
 
 @njit(cache=True, parallel=True)
 def silu_f32(x, out):
     rows, n = x.shape
+    n16 = n - n % 16
     for r in prange(rows):
-        for i in range(n):
-            out[r, i] = _silu(x[r, i])
-
-
-@njit(cache=True, parallel=True)
-def gelu_f32(x, out):
-    rows, n = x.shape
-    for r in prange(rows):
-        for i in range(n):
-            out[r, i] = _gelu(x[r, i])
+        for i in range(n16):
+            out[r, i] = v_silu(x[r, i])
+        for i in range(n16, n):
+            out[r, i] = silu_scalar(x[r, i])
 
 
 @njit(cache=True, parallel=True)
 def swiglu_f32(g, u, out):
     """silu(g) * u."""
     rows, n = g.shape
+    n16 = n - n % 16
     for r in prange(rows):
-        for i in range(n):
-            out[r, i] = _silu(g[r, i]) * u[r, i]
+        for i in range(n16):
+            out[r, i] = v_silu(g[r, i]) * u[r, i]
+        for i in range(n16, n):
+            out[r, i] = silu_scalar(g[r, i]) * u[r, i]
 
 
 @njit(cache=True, parallel=True)
-def geglu_f32(g, u, out):
-    rows, n = g.shape
+def _gelu_lookup(x, idx, table, out, u, has_u):
+    rows, n = x.shape
     for r in prange(rows):
         for i in range(n):
-            out[r, i] = _gelu(g[r, i]) * u[r, i]
+            v = x[r, i]
+            if v <= F32(-10.0):
+                out[r, i] = F32(0.0)
+                continue
+            y = v if v >= F32(10.0) else table[idx[r, i]]
+            out[r, i] = y * u[r, i] if has_u else y
+
+
+def _f16_bits(x: np.ndarray) -> np.ndarray:
+    with np.errstate(over="ignore"):
+        return x.astype(np.float16).view(np.uint16)
+
+
+def gelu_f32(x, out):
+    _gelu_lookup(x, _f16_bits(x), GELU_TABLE, out, x, False)
+
+
+def geglu_f32(g, u, out):
+    """gelu(g) * u."""
+    _gelu_lookup(g, _f16_bits(g), GELU_TABLE, out, u, True)
 
 
 def round_f16(x: np.ndarray) -> np.ndarray:
     """Values rounded to float16 precision, kept as float32 (what an F16 store then load gives)."""
     return x.astype(np.float16).astype(np.float32)
-
-
-_ = math  # math kept for readers comparing with ggml's scalar code

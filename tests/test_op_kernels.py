@@ -1,0 +1,622 @@
+"""Non-matmul op kernels (norms, activations, soft_max, rope, attention matmuls).
+
+1. Each kernel against a float64 numpy reference on random data (normalized mean squared error,
+   like llama.cpp's test-backend-ops).
+2. The pieces that emulate ggml's AVX512 arithmetic (fma, _mm512_reduce_add_ps, ggml_v_expf, the
+   llamafile-sgemm and vec_dot summation orders) against independent references.
+3. Marked `llamacpp`: every kernel bit for bit against llama.cpp's own CPU backend, driven through
+   ctypes on single-op ggml graphs (skipped without llama-cpp-python or an AVX512 build, whose
+   code paths these kernels mirror).
+"""
+from __future__ import annotations
+
+import ctypes
+import math
+import os
+from fractions import Fraction
+
+import numpy as np
+import pytest
+
+from ggraph.runtime.kernels import batched_matmul, elementwise, ggml_math, norm, rope, softmax
+
+F32 = np.float32
+
+
+def nmse(out, ref) -> float:
+    out = np.asarray(out, np.float64)
+    ref = np.asarray(ref, np.float64)
+    return float(((out - ref) ** 2).sum() / max((ref ** 2).sum(), 1e-300))
+
+
+def rows(rng, r, n, scale=1.0):
+    """Random rows with per-row magnitudes spread over two decades and a few outliers."""
+    x = rng.standard_normal((r, n)) * rng.uniform(0.1, 10.0, (r, 1)) * scale
+    x[0, :2] = [40.0, -35.0][: min(2, n)]
+    return x.astype(np.float32)
+
+
+WIDTHS = [5, 16, 37, 64, 576, 1000]
+
+
+# ---------------------------------------------------------------------------------------------
+# 1. kernels vs float64 references
+# ---------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("n", WIDTHS)
+def test_rms_norm(n):
+    x = rows(np.random.default_rng(n), 7, n)
+    out = np.empty_like(x)
+    norm.rms_norm_f32(x, out, 1e-6)
+    xd = x.astype(np.float64)
+    ref = xd / np.sqrt((xd ** 2).mean(1, keepdims=True) + 1e-6)
+    assert nmse(out, ref) < 1e-12
+
+
+@pytest.mark.parametrize("n", WIDTHS)
+def test_rms_norm_mul(n):
+    rng = np.random.default_rng(n + 1)
+    x, w = rows(rng, 5, n), rng.standard_normal(n).astype(F32)
+    out, sep = np.empty_like(x), np.empty_like(x)
+    norm.rms_norm_mul_f32(x, w, out, 1e-5)
+    norm.rms_norm_f32(x, sep, 1e-5)
+    np.testing.assert_array_equal(out, sep * w)       # ggml's fused path: (x*scale)*w
+
+
+@pytest.mark.parametrize("n", WIDTHS)
+def test_norm(n):
+    x = rows(np.random.default_rng(n + 2), 7, n) + F32(3.0)
+    out = np.empty_like(x)
+    norm.norm_f32(x, out, 1e-5)
+    xd = x.astype(np.float64)
+    d = xd - xd.mean(1, keepdims=True)
+    ref = d / np.sqrt((d ** 2).mean(1, keepdims=True) + 1e-5)
+    assert nmse(out, ref) < 1e-11
+
+
+def _silu64(x):
+    x = x.astype(np.float64)
+    return x / (1.0 + np.exp(-x))
+
+
+def _gelu64(x):
+    x = x.astype(np.float64)
+    return 0.5 * x * (1.0 + np.tanh(math.sqrt(2.0 / math.pi) * x * (1.0 + 0.044715 * x * x)))
+
+
+@pytest.mark.parametrize("n", WIDTHS)
+def test_silu_swiglu(n):
+    rng = np.random.default_rng(n + 3)
+    x, u = rows(rng, 6, n), rows(rng, 6, n)
+    out = np.empty_like(x)
+    elementwise.silu_f32(x, out)
+    assert nmse(out, _silu64(x)) < 1e-13
+    elementwise.swiglu_f32(x, u, out)
+    assert nmse(out, _silu64(x) * u) < 1e-13
+
+
+@pytest.mark.parametrize("n", WIDTHS)
+def test_gelu_geglu(n):
+    """ggml evaluates gelu through an F16 table: the input and the result are F16-rounded."""
+    rng = np.random.default_rng(n + 4)
+    x, u = rows(rng, 6, n, 0.5), rows(rng, 6, n)
+    x[1, :4] = [-10.0, -12.0, 10.0, 11.5][: min(4, n)]     # the table's cut-offs
+    out = np.empty_like(x)
+    elementwise.gelu_f32(x, out)
+    assert nmse(out, _gelu64(x)) < 1e-6
+    elementwise.geglu_f32(x, u, out)
+    assert nmse(out, _gelu64(x) * u) < 1e-6
+    if n >= 4:
+        assert out[1, 0] == 0.0 and out[1, 1] == 0.0
+
+
+def test_gelu_saturation():
+    x = np.array([[-30.0, -10.0, 10.0, 25.0, 0.0, -9.99]], F32)
+    out = np.empty_like(x)
+    elementwise.gelu_f32(x, out)
+    assert out[0, 0] == 0.0 and out[0, 1] == 0.0
+    assert out[0, 2] == 10.0 and out[0, 3] == 25.0 and out[0, 4] == 0.0
+    assert abs(out[0, 5]) < 1e-3
+
+
+@pytest.mark.parametrize("shape", [(4, 10, 256), (3, 1, 37), (2, 7, 16), (2, 5, 200), (1, 3, 5)])
+@pytest.mark.parametrize("masked", [False, True])
+def test_soft_max(shape, masked):
+    rng = np.random.default_rng(sum(shape))
+    B, M, N = shape
+    x = (rng.standard_normal(shape) * 6).astype(F32)
+    scale = F32(0.125)
+    mask = np.zeros((M + 2, N), F32)            # padded rows, like llama.cpp's KQ mask
+    if masked:
+        for m in range(M):
+            mask[m, rng.integers(1, N + 1):] = -np.inf
+        mask[:, 0] = 0.0
+        mask[M - 1, 1:] = rng.uniform(-3, 0, N - 1)   # finite (ALiBi-like) biases too
+    out = np.empty_like(x)
+    softmax.soft_max_f32(x, mask, out, scale, masked)
+    z = x.astype(np.float64) * float(scale) + (mask[:M].astype(np.float64) if masked else 0.0)
+    e = np.exp(z - z.max(-1, keepdims=True))
+    ref = e / e.sum(-1, keepdims=True)
+    assert nmse(out, ref) < 1e-13
+    if masked:
+        assert np.all(out[np.broadcast_to(np.isinf(mask[:M]), out.shape)] == 0.0)
+    np.testing.assert_allclose(out.sum(-1), 1.0, rtol=1e-5)
+
+
+def test_soft_max_fully_masked_row_is_zero():
+    x = np.ones((2, 3, 20), F32)
+    mask = np.zeros((3, 20), F32)
+    mask[1] = -np.inf
+    out = np.empty_like(x)
+    softmax.soft_max_f32(x, mask, out, F32(1.0), True)
+    assert np.all(out[:, 1] == 0.0)
+    np.testing.assert_allclose(out[:, [0, 2]], 1.0 / 20, rtol=1e-6)
+
+
+def _theta_f32(pos, n_dims, freq_base):
+    """ggml's angles: theta_scale = powf(base, -2/n_dims), theta_i = p * theta_scale^i as a float32
+    running product (this rounding is part of ggml's definition of rope)."""
+    ts = np.float32(np.float64(freq_base) ** (-2.0 / n_dims))
+    th = np.empty((len(pos), n_dims // 2), F32)
+    for t, p in enumerate(pos):
+        v = F32(p)
+        for i in range(n_dims // 2):
+            th[t, i] = v
+            v = F32(v * ts)
+    return th.astype(np.float64)
+
+
+def _rope64(x, pos, n_dims, neox, freq_base, freq_scale, ff=None, ext_factor=0.0, attn_factor=1.0,
+            corr=(0.0, 0.0), theta=None):
+    T, H, D = x.shape
+    th = _theta_f32(pos, n_dims, freq_base) if theta is None else theta
+    if ff is not None:
+        th = th / ff[: n_dims // 2].astype(np.float64)
+    th_interp = freq_scale * th
+    mscale = attn_factor
+    if ext_factor:
+        i0 = np.arange(0, n_dims, 2)
+        y = (i0 // 2 - corr[0]) / max(0.001, corr[1] - corr[0])
+        mix = (1 - np.clip(y, 0, 1)) * ext_factor
+        th_interp = th_interp * (1 - mix) + th * mix
+        mscale *= 1.0 + 0.1 * math.log(1.0 / freq_scale)
+    c, s = np.cos(th_interp)[:, None, :] * mscale, np.sin(th_interp)[:, None, :] * mscale
+    xd = x.astype(np.float64)
+    out = xd.copy()
+    if neox:
+        a, b = np.arange(n_dims // 2), np.arange(n_dims // 2) + n_dims // 2
+    else:
+        a, b = np.arange(0, n_dims, 2), np.arange(1, n_dims, 2)
+    out[:, :, a] = xd[:, :, a] * c - xd[:, :, b] * s
+    out[:, :, b] = xd[:, :, a] * s + xd[:, :, b] * c
+    return out
+
+
+def _run_rope(x, pos, n_dims, neox, freq_base=10000.0, freq_scale=1.0, ff=None, ext_factor=0.0,
+              attn_factor=1.0, n_ctx_orig=4096, beta_fast=32.0, beta_slow=1.0):
+    c0, c1 = rope.yarn_corr_dims(n_dims, n_ctx_orig, freq_base, beta_fast, beta_slow)
+    out = np.empty_like(x)
+    ffa = ff if ff is not None else np.ones(1, F32)
+    rope.rope_f32(x, pos, out, ffa, ff is not None, n_dims, neox, freq_base, freq_scale, ext_factor,
+                  attn_factor, c0, c1)
+    return out, (c0, c1)
+
+
+@pytest.mark.parametrize("neox", [False, True], ids=["norm", "neox"])
+@pytest.mark.parametrize("n_dims", [64, 32, 48])
+@pytest.mark.parametrize("variant", ["plain", "freq_scale", "freq_factors", "yarn"])
+def test_rope(neox, n_dims, variant):
+    rng = np.random.default_rng(n_dims + 7 * neox)
+    T, H, D = 12, 3, 64
+    x = (rng.standard_normal((T, H, D)) * 4).astype(F32)
+    pos = np.concatenate([[0, 1, 2], rng.integers(3, 4000, T - 3)]).astype(np.int32)
+    kw = {"freq_base": 100000.0 if variant == "plain" else 10000.0}
+    if variant in ("freq_scale", "yarn"):
+        kw["freq_scale"] = 0.25
+    if variant == "freq_factors":
+        kw["ff"] = rng.uniform(1.0, 8.0, n_dims // 2).astype(F32)
+    if variant == "yarn":
+        kw.update(ext_factor=1.0, attn_factor=0.9, n_ctx_orig=2048)
+    out, corr = _run_rope(x, pos, n_dims, neox, **kw)
+    ref = _rope64(x, pos, n_dims, neox, kw["freq_base"], kw.get("freq_scale", 1.0), kw.get("ff"),
+                  kw.get("ext_factor", 0.0), kw.get("attn_factor", 1.0), corr)
+    # the float32 roundings of theta/ff and of the YaRN mix stay (angles of up to ~4000 rad)
+    assert nmse(out, ref) < 1e-9
+    np.testing.assert_array_equal(out[:, :, n_dims:], x[:, :, n_dims:])   # pass-through dims
+
+
+def test_rope_small_positions_exact_angles():
+    """For small positions the float32 running product is close to the exact angle."""
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((4, 2, 64)).astype(F32)
+    pos = np.arange(4, dtype=np.int32)
+    out, _ = _run_rope(x, pos, 64, True)
+    theta = pos[:, None].astype(np.float64) * 10000.0 ** (-np.arange(0, 64, 2) / 64.0)
+    assert nmse(out, _rope64(x, pos, 64, True, 10000.0, 1.0, theta=theta)) < 1e-13
+
+
+def test_yarn_corr_dims():
+    # ggml_rope_yarn_corr_dims for n_dims 128, n_ctx_orig 4096, base 10000, beta 32 / 1
+    def dim(beta):
+        return 128 * math.log(4096 / (beta * 2 * math.pi)) / (2 * math.log(10000.0))
+    assert rope.yarn_corr_dims(128, 4096, 10000.0, 32.0, 1.0) == (math.floor(dim(32.0)), math.ceil(dim(1.0)))
+    assert rope.yarn_corr_dims(64, 10, 10000.0, 32.0, 1.0)[0] == 0.0     # clamped
+
+
+BMM_SHAPES = [  # (B0, B1, N, M, K): K x Q (N = n_kv, K = head_dim) and V x softmax (N = head_dim)
+    (3, 9, 256, 10, 64),     # prompt batch, GQA 3 -> sgemm order
+    (3, 9, 256, 1, 64),      # one-token decode -> vec_dot order
+    (3, 9, 64, 10, 256),
+    (3, 9, 64, 1, 256),
+    (2, 4, 13, 6, 64),       # N % 4 != 0: ggml falls back to vec_dot
+    (1, 2, 20, 5, 40),       # K % 16 != 0: fallback, with K % 64 leftovers
+    (2, 2, 12, 1, 100),
+]
+
+
+@pytest.mark.parametrize("shape", BMM_SHAPES)
+@pytest.mark.parametrize("f16", [True, False], ids=["f16", "f32"])
+def test_bmm(shape, f16):
+    B0, B1, N, M, K = shape
+    rng = np.random.default_rng(N * M + K)
+    a = (rng.standard_normal((B0, N, K)) * 2).astype(F32)
+    x = (rng.standard_normal((B1, M, K)) * 2).astype(F32)
+    if f16:
+        a, x = elementwise.round_f16(a), elementwise.round_f16(x)
+    out = np.empty((B1, M, N), F32)
+    batched_matmul.bmm_f32(a, x, out, f16)
+    ref = np.einsum("bnk,bmk->bmn", a.astype(np.float64)[np.arange(B1) // (B1 // B0)], x.astype(np.float64))
+    assert nmse(out, ref) < 1e-12
+
+
+# ---------------------------------------------------------------------------------------------
+# 2. emulation pieces vs independent references
+# ---------------------------------------------------------------------------------------------
+
+def test_fma32_single_rounding():
+    from numba import njit
+
+    @njit(cache=False)
+    def run(a, b, c, out):
+        for i in range(a.size):
+            out[i] = ggml_math.fma32(a[i], b[i], c[i])
+
+    rng = np.random.default_rng(0)
+    n = 3000
+    a = rng.standard_normal(n).astype(F32)
+    b = rng.standard_normal(n).astype(F32)
+    c = (-(a.astype(np.float64) * b) * (1 + rng.standard_normal(n) * 1e-6)).astype(F32)  # cancellation
+    out = np.empty(n, F32)
+    run(a, b, c, out)
+    for i in range(n):
+        exact = Fraction(float(a[i])) * Fraction(float(b[i])) + Fraction(float(c[i]))
+        # float32 of the exact value: round the Fraction through float64 is not enough in general,
+        # so compare against both neighbours of the result instead
+        r = out[i]
+        lo, hi = np.nextafter(r, F32(-np.inf)), np.nextafter(r, F32(np.inf))
+        err = abs(Fraction(float(r)) - exact)
+        assert err <= abs(Fraction(float(lo)) - exact) and err <= abs(Fraction(float(hi)) - exact), i
+
+
+def test_reduce16_is_gcc_tree():
+    from numba import njit
+
+    @njit(cache=False)
+    def red(v):
+        return ggml_math.reduce16(v, 0)
+
+    rng = np.random.default_rng(1)
+    differs_from_sequential = 0
+    for _ in range(500):
+        v = (rng.standard_normal(16) * 10.0 ** rng.integers(-3, 4, 16)).astype(F32)
+        # GCC's __MM512_REDUCE_OP: 256-bit halves, 128-bit halves, shuffle {2,3,0,1}, lane 0 + 1
+        t3 = v[8:] + v[:8]
+        t6 = t3[4:] + t3[:4]
+        t8 = t6 + t6[[2, 3, 0, 1]]
+        want = F32(t8[0] + t8[1])
+        assert red(v) == want
+        seq = F32(0)
+        for e in v:
+            seq = F32(seq + e)
+        differs_from_sequential += seq != want
+    assert differs_from_sequential > 0
+
+
+def _ulp_diff(a, b):
+    ai = a.view(np.int32).astype(np.int64)
+    bi = b.view(np.int32).astype(np.int64)
+    ai = np.where(ai < 0, -(ai & 0x7FFFFFFF), ai)
+    bi = np.where(bi < 0, -(bi & 0x7FFFFFFF), bi)
+    return np.abs(ai - bi)
+
+
+def _lanes(fn):
+    from numba import njit
+
+    @njit(cache=False)
+    def run(x, out):
+        for i in range(x.size):
+            out[i] = fn(x[i])
+    return run
+
+
+def test_v_expf_within_2_ulp():
+    rng = np.random.default_rng(2)
+    x = np.concatenate([rng.uniform(-87.0, 88.5, 200000), rng.standard_normal(50000),
+                        np.linspace(-1, 1, 20001)]).astype(F32)
+    out = np.empty_like(x)
+    _lanes(ggml_math.v_expf)(x, out)
+    ref = np.exp(x.astype(np.float64)).astype(F32)
+    assert _ulp_diff(out, ref).max() <= 2
+
+
+def test_v_expf_special_values():
+    x = np.array([0.0, -0.0, -np.inf, np.inf, np.nan, 89.0, 100.0, -104.0, -200.0, -1e30, 1e30], F32)
+    out = np.empty_like(x)
+    _lanes(ggml_math.v_expf)(x, out)
+    assert out[0] == 1.0 and out[1] == 1.0
+    assert out[2] == 0.0 and out[3] == np.inf and np.isnan(out[4])
+    assert out[5] == np.inf and out[6] == np.inf
+    assert out[7] < 1e-44 and out[8] == 0.0 and out[9] == 0.0 and out[10] == np.inf
+    # subnormal results are rounded once, like _mm512_scalef_ps
+    y = np.array([-95.0, -100.0, -103.0], F32)
+    o = np.empty_like(y)
+    _lanes(ggml_math.v_expf)(y, o)
+    assert np.all(np.abs(o.astype(np.float64) - np.exp(y.astype(np.float64))) <= 2 * 2.0 ** -149)
+
+
+def test_v_silu_close_to_float64():
+    x = np.random.default_rng(3).uniform(-80, 80, 100000).astype(F32)
+    out = np.empty_like(x)
+    _lanes(ggml_math.v_silu)(x, out)
+    ref = _silu64(x).astype(F32)
+    assert _ulp_diff(out, ref).max() <= 4
+
+
+def test_gelu_table_entries():
+    """Entry i is fp16(gelu_f32(F16 value i)): within half an F16 ulp of float64 gelu, plus the
+    float32 formula's own error (1 + tanh cancels for x << 0: steps of 2^-24 times 0.5*|x|)."""
+    vals = np.arange(1 << 16, dtype=np.uint16).view(np.float16).astype(np.float32)
+    ok = np.isfinite(vals) & (np.abs(vals) < 10)
+    ref = _gelu64(vals[ok])
+    got = elementwise.GELU_TABLE[ok].astype(np.float64)
+    f16_ulp = np.maximum(np.spacing(np.abs(ref).astype(np.float16)).astype(np.float64), 2.0 ** -24)
+    f32_err = 0.5 * np.abs(vals[ok]) * 2.0 ** -23 + 1e-6 * np.abs(ref)
+    assert np.all(np.abs(got - ref) <= 0.501 * f16_ulp + f32_err)
+
+
+def _sgemm_order_ref(a, x):
+    """llamafile tinyBLAS: 16 lanes, lane k sums a*x over k, k+16, ... in order, then GCC's tree."""
+    K = a.shape[-1]
+    p = (a[:, None, :] * x[None, :, :]).astype(F32).reshape(a.shape[0], x.shape[0], K // 16, 16)
+    acc = np.zeros(p.shape[:2] + (16,), F32)
+    for l in range(K // 16):
+        acc = (acc + p[:, :, l]).astype(F32)        # products of F16 values are exact: fma == add
+    t3 = acc[..., 8:] + acc[..., :8]
+    t6 = t3[..., 4:] + t3[..., :4]
+    return ((t6[..., 0] + t6[..., 2]) + (t6[..., 1] + t6[..., 3])).T      # [M, N]
+
+
+def _vec_dot_order_ref(a, x):
+    """ggml_vec_dot_f16: 4 x 16 lanes over steps of 64, acc0+acc2, acc1+acc3, sum, tree, double
+    leftovers."""
+    K = a.shape[-1]
+    kp = K - K % 64
+    p = (a[:, None, :] * x[None, :, :]).astype(F32)
+    acc = np.zeros(p.shape[:2] + (64,), F32)
+    for l in range(0, kp, 64):
+        acc = (acc + p[:, :, l:l + 64]).astype(F32)
+    s0 = (acc[..., 0:16] + acc[..., 32:48]) + (acc[..., 16:32] + acc[..., 48:64])
+    t3 = s0[..., 8:] + s0[..., :8]
+    t6 = t3[..., 4:] + t3[..., :4]
+    tot = ((t6[..., 0] + t6[..., 2]) + (t6[..., 1] + t6[..., 3])).astype(np.float64)
+    for l in range(kp, K):
+        tot = tot + p[:, :, l].astype(np.float64)
+    return tot.astype(F32).T
+
+
+@pytest.mark.parametrize("shape", BMM_SHAPES)
+def test_bmm_summation_order(shape):
+    B0, B1, N, M, K = shape
+    rng = np.random.default_rng(K + 3 * N)
+    a = elementwise.round_f16((rng.standard_normal((B0, N, K)) * 3).astype(F32))
+    x = elementwise.round_f16((rng.standard_normal((B1, M, K)) * 3).astype(F32))
+    out = np.empty((B1, M, N), F32)
+    batched_matmul.bmm_f32(a, x, out)
+    sgemm = batched_matmul.uses_sgemm(N, M, K)
+    assert sgemm == (M >= 2 and K % 16 == 0 and N % 4 == 0)
+    for b in range(B1):
+        ab = b // (B1 // B0)
+        want = _sgemm_order_ref(a[ab], x[b]) if sgemm else _vec_dot_order_ref(a[ab], x[b])
+        np.testing.assert_array_equal(out[b], want)
+
+
+# ---------------------------------------------------------------------------------------------
+# 3. bit for bit against llama.cpp's CPU backend (ctypes, single-op ggml graphs)
+# ---------------------------------------------------------------------------------------------
+
+class _GGML:
+    """Just enough of ggml's C API to build and run one-op graphs on the CPU backend."""
+
+    class Tensor(ctypes.Structure):
+        _fields_ = [("type", ctypes.c_int), ("buffer", ctypes.c_void_p), ("ne", ctypes.c_int64 * 4),
+                    ("nb", ctypes.c_size_t * 4), ("op", ctypes.c_int), ("op_params", ctypes.c_int32 * 16),
+                    ("flags", ctypes.c_int32), ("src", ctypes.c_void_p * 10), ("view_src", ctypes.c_void_p),
+                    ("view_offs", ctypes.c_size_t), ("data", ctypes.c_void_p), ("name", ctypes.c_char * 64),
+                    ("extra", ctypes.c_void_p), ("padding", ctypes.c_char * 8)]
+
+    class InitParams(ctypes.Structure):
+        _fields_ = [("mem_size", ctypes.c_size_t), ("mem_buffer", ctypes.c_void_p), ("no_alloc", ctypes.c_bool)]
+
+    F32, F16, I32 = 0, 1, 26
+
+    def __init__(self, libdir):
+        P, F, I, I64 = ctypes.c_void_p, ctypes.c_float, ctypes.c_int, ctypes.c_int64
+        self.base = ctypes.CDLL(os.path.join(libdir, "libggml-base.so"), mode=ctypes.RTLD_GLOBAL)
+        self.cpu = ctypes.CDLL(os.path.join(libdir, "libggml-cpu.so"), mode=ctypes.RTLD_GLOBAL)
+        sigs = {
+            "ggml_init": (P, [self.InitParams]), "ggml_free": (None, [P]),
+            "ggml_new_tensor_4d": (P, [P, I, I64, I64, I64, I64]),
+            "ggml_rms_norm": (P, [P, P, F]), "ggml_norm": (P, [P, P, F]),
+            "ggml_silu": (P, [P, P]), "ggml_gelu": (P, [P, P]),
+            "ggml_swiglu_split": (P, [P, P, P]), "ggml_geglu_split": (P, [P, P, P]),
+            "ggml_soft_max_ext": (P, [P, P, P, F, F]),
+            "ggml_rope_ext": (P, [P, P, P, P, I, I, I, F, F, F, F, F, F]),
+            "ggml_mul_mat": (P, [P, P, P]), "ggml_permute": (P, [P, P, I, I, I, I]),
+            "ggml_new_graph": (P, [P]), "ggml_build_forward_expand": (None, [P, P]),
+        }
+        for name, (res, args) in sigs.items():
+            f = getattr(self.base, name)
+            f.restype, f.argtypes = res, args
+            setattr(self, name[5:], f)
+        self.compute = self.cpu.ggml_graph_compute_with_ctx
+        self.compute.restype, self.compute.argtypes = I, [P, P, I]
+        self.cpu.ggml_cpu_init.restype = None
+        self.cpu.ggml_cpu_init()
+        self.cpu.ggml_cpu_has_avx512.restype = I
+
+    def run(self, build):
+        """build(ctx, tensor) -> output tensor; tensor(arr, type) makes an input."""
+        ctx = self.init(self.InitParams(1 << 27, None, False))
+        try:
+            def tensor(arr, typ=self.F32):
+                shape = list(reversed(arr.shape)) + [1] * (4 - arr.ndim)
+                t = self.new_tensor_4d(ctx, typ, *shape)
+                tt = ctypes.cast(t, ctypes.POINTER(self.Tensor)).contents
+                src = np.ascontiguousarray(arr, {self.F32: np.float32, self.F16: np.float16, self.I32: np.int32}[typ])
+                ctypes.memmove(tt.data, src.ctypes.data, src.nbytes)
+                return t
+            out = build(ctx, tensor)
+            gf = self.new_graph(ctx)
+            self.build_forward_expand(gf, out)
+            assert self.compute(ctx, gf, 2) == 0
+            tt = ctypes.cast(out, ctypes.POINTER(self.Tensor)).contents
+            shape = tuple(reversed([int(v) for v in tt.ne]))
+            strides = tuple(reversed([int(v) for v in tt.nb]))
+            n = sum((d - 1) * s for d, s in zip(shape, strides)) + 4
+            buf = np.frombuffer((ctypes.c_char * n).from_address(tt.data), np.float32)
+            return np.array(np.lib.stride_tricks.as_strided(buf, shape, strides))
+        finally:
+            self.free(ctx)
+
+
+def _cpu_flags() -> set:
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("flags"):
+                    return set(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    return set()
+
+
+@pytest.fixture(scope="module")
+def ggml():
+    lc = pytest.importorskip("llama_cpp")
+    libdir = os.path.join(os.path.dirname(lc.__file__), "lib")
+    if not os.path.exists(os.path.join(libdir, "libggml-cpu.so")):
+        pytest.skip("llama-cpp-python without separate ggml libraries")
+    if not {"avx512f", "avx512dq", "fma"} <= _cpu_flags():
+        pytest.skip("the kernels mirror ggml's AVX512 code paths")
+    g = _GGML(libdir)
+    if not g.cpu.ggml_cpu_has_avx512():
+        pytest.skip("llama.cpp built without AVX512")
+    return g
+
+
+def assert_bits_equal(out, ref):
+    out, ref = np.asarray(out, F32), np.asarray(ref, F32).reshape(out.shape)
+    bad = (out.view(np.int32) != ref.view(np.int32)) & ~(np.isnan(out) & np.isnan(ref))
+    assert not bad.any(), f"{bad.sum()} of {bad.size} differ, max |diff| {np.abs(out - ref)[bad].max()}"
+
+
+@pytest.mark.llamacpp
+@pytest.mark.parametrize("n", WIDTHS + [2048])
+def test_llamacpp_norms_and_activations(ggml, n):
+    rng = np.random.default_rng(100 + n)
+    x, u = rows(rng, 5, n), rows(rng, 5, n)
+    cases = [
+        (lambda o: norm.rms_norm_f32(x, o, 1e-5), lambda c, t: ggml.rms_norm(c, t(x), 1e-5)),
+        (lambda o: norm.norm_f32(x, o, 1e-5), lambda c, t: ggml.norm(c, t(x), 1e-5)),
+        (lambda o: elementwise.silu_f32(x, o), lambda c, t: ggml.silu(c, t(x))),
+        (lambda o: elementwise.gelu_f32(x, o), lambda c, t: ggml.gelu(c, t(x))),
+        (lambda o: elementwise.swiglu_f32(x, u, o), lambda c, t: ggml.swiglu_split(c, t(x), t(u))),
+        (lambda o: elementwise.geglu_f32(x, u, o), lambda c, t: ggml.geglu_split(c, t(x), t(u))),
+    ]
+    for ours, theirs in cases:
+        out = np.empty_like(x)
+        ours(out)
+        assert_bits_equal(out, ggml.run(theirs))
+
+
+@pytest.mark.llamacpp
+def test_llamacpp_gelu_table(ggml):
+    table = np.ctypeslib.as_array((ctypes.c_uint16 * 65536).in_dll(ggml.cpu, "ggml_table_gelu_f16"))
+    vals = np.arange(1 << 16, dtype=np.uint16).view(np.float16).astype(np.float32)
+    used = np.isfinite(vals) & (np.abs(vals) < 10)
+    theirs = table.view(np.float16).astype(np.float32)
+    np.testing.assert_array_equal(elementwise.GELU_TABLE[used], theirs[used])
+
+
+@pytest.mark.llamacpp
+@pytest.mark.parametrize("shape", [(9, 10, 256), (9, 1, 256), (4, 7, 37), (2, 3, 512), (2, 2, 15)])
+def test_llamacpp_soft_max(ggml, shape):
+    rng = np.random.default_rng(sum(shape))
+    B, M, N = shape
+    x = (rng.standard_normal(shape) * 8).astype(F32)
+    mask = np.zeros((M, N), F32)
+    for m in range(M):
+        mask[m, rng.integers(1, N + 1):] = -np.inf
+    for scale, msk in ((0.125, mask), (1.0, None)):
+        out = np.empty_like(x)
+        softmax.soft_max_f32(x, mask, out, F32(scale), msk is not None)
+        ref = ggml.run(lambda c, t: ggml.soft_max_ext(c, t(x), t(msk) if msk is not None else None, scale, 0.0))
+        assert_bits_equal(out, ref)
+
+
+@pytest.mark.llamacpp
+@pytest.mark.parametrize("mode", [0, 2], ids=["norm", "neox"])
+@pytest.mark.parametrize("n_dims", [64, 32])
+@pytest.mark.parametrize("variant", ["plain", "freq_scale", "freq_factors", "yarn"])
+def test_llamacpp_rope(ggml, mode, n_dims, variant):
+    rng = np.random.default_rng(n_dims + mode)
+    T, H, D = 24, 3, 64
+    x = (rng.standard_normal((T, H, D)) * 5).astype(F32)
+    pos = rng.integers(0, 6000, T).astype(np.int32)
+    fb, fs, ef, af, nco = 100000.0, 1.0, 0.0, 1.0, 4096
+    ff = None
+    if variant == "freq_scale":
+        fs = 0.25
+    elif variant == "freq_factors":
+        ff = rng.uniform(1, 8, D // 2).astype(F32)
+    elif variant == "yarn":
+        fb, fs, ef, af, nco = 10000.0, 0.125, 1.0, 0.8, 2048
+    out, _ = _run_rope(x, pos, n_dims, mode == 2, fb, fs, ff, ef, af, nco, 32.0, 1.0)
+    ref = ggml.run(lambda c, t: ggml.rope_ext(c, t(x), t(pos, ggml.I32), t(ff) if ff is not None else None,
+                                              n_dims, mode, nco, fb, fs, ef, af, 32.0, 1.0))
+    assert_bits_equal(out, ref)
+
+
+@pytest.mark.llamacpp
+@pytest.mark.parametrize("shape", BMM_SHAPES + [(1, 1, 8, 3, 72), (3, 9, 64, 1, 272)])
+@pytest.mark.parametrize("f16", [True, False], ids=["f16", "f32"])
+def test_llamacpp_bmm(ggml, shape, f16):
+    B0, B1, N, M, K = shape
+    rng = np.random.default_rng(N + M + K)
+    a = (rng.standard_normal((B0, N, K)) * 3).astype(F32)
+    if f16:
+        a = elementwise.round_f16(a)
+    x = (rng.standard_normal((B1, M, K)) * 3).astype(F32)
+    for permuted in (True, False):     # q is a permuted view; kq_soft_max is contiguous
+        out = np.empty((B1, M, N), F32)
+        batched_matmul.bmm_f32(a, elementwise.round_f16(x) if f16 else x, out, f16, not permuted)
+
+        def build(c, t):
+            ta = t(a.astype(np.float16), ggml.F16) if f16 else t(a)
+            if permuted:
+                tx = ggml.permute(c, t(np.ascontiguousarray(x.transpose(1, 0, 2))), 0, 2, 1, 3)
+            else:
+                tx = t(x)
+            return ggml.mul_mat(c, ta, tx)
+        assert_bits_equal(out, ggml.run(build))
