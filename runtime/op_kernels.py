@@ -91,6 +91,11 @@ def _bind_scale(t, plan):
     return lambda: np.multiply(a, s, out=out)
 
 
+def _bind_tanh(t, plan):
+    a, out = plan.array(t.src[0]), plan.array(t)
+    return lambda: np.tanh(a, out=out)     # numpy's float32 tanh (ggml calls tanhf)
+
+
 def _bind_get_rows(t, plan):
     src, ids = t.src
     ids_arr = plan.array(ids).reshape(-1)
@@ -210,6 +215,7 @@ _BINDERS = {
     "norm": _bind_norm,
     "silu": _unary_rows(elementwise.silu_f32),
     "gelu": _unary_rows(elementwise.gelu_f32),
+    "tanh": _bind_tanh,
     "swiglu": _bind_glu(elementwise.swiglu_f32),
     "geglu": _bind_glu(elementwise.geglu_f32),
     "soft_max": _bind_soft_max,

@@ -620,3 +620,20 @@ def test_llamacpp_bmm(ggml, shape, f16):
                 tx = t(x)
             return ggml.mul_mat(c, ta, tx)
         assert_bits_equal(out, ggml.run(build))
+
+
+def test_tanh_op_through_the_executor():
+    """ops.tanh (final-logit softcapping) bound by the executor, against float64 numpy."""
+    from ggraph import ops
+    from ggraph.graph import F32, Graph
+    from ggraph.runtime.executor import Plan
+    g = Graph()
+    x = g.input("x", F32, (37, 3))
+    y = ops.scale(ops.tanh(ops.scale(x, 1 / 30.0)), 30.0)
+    g.set_output(y, "y")
+    plan = Plan(g, {}, {})
+    xv = np.random.default_rng(0).standard_normal((3, 37)).astype(np.float32) * 50
+    plan.inputs["x"][...] = xv
+    plan.run()
+    ref = 30.0 * np.tanh(xv.astype(np.float64) / 30.0)
+    np.testing.assert_allclose(plan.outputs["y"].reshape(3, 37), ref, rtol=1e-6, atol=1e-5)
