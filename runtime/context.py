@@ -74,7 +74,8 @@ class Context:
         key = (n_tokens, n_outputs, n_kv)
         plan = self._plans.get(key)
         if plan is None:
-            plan = Plan(self.build_graph(n_tokens, n_outputs, n_kv), self.model.weights, self.kv.arrays)
+            plan = Plan(self.build_graph(n_tokens, n_outputs, n_kv), self.model.weights, self.kv.arrays,
+                        n_threads=self.n_threads)
             self._plans[key] = plan
             if len(self._plans) > N_PLANS_KEPT:
                 self._plans.popitem(last=False)

@@ -31,13 +31,29 @@ def _is_c(a: np.ndarray) -> bool:
     return a.flags.c_contiguous
 
 
+NUMPY_OPS = ("add", "mul", "scale", "tanh", "get_rows", "set_rows", "cont", "cpy")
+MIN_PARALLEL_ROWS = 16
+
+
 def bind(t: Tensor, plan):
+    """(closure, parallel) for an op, or None for pure views. `parallel` says whether the kernel
+    should run with all threads (True), one thread (False), or does not care (None: numpy)."""
     if t.op in VIEW_OPS:
         return None
     fn = _BINDERS.get(t.op)
     if fn is None:
         raise GGraphError(f"op '{t.op}' ({t.name}) has no kernel in the runtime")
-    return fn(t, plan)
+    return fn(t, plan), wants_threads(t)
+
+
+def wants_threads(t: Tensor):
+    """Parallel regions pay only around real work: weight matmuls always, other kernels only
+    for prompt batches. A one-token step then opens ~7 regions per layer instead of ~20."""
+    if t.op in NUMPY_OPS:
+        return None
+    if t.op == "mul_mat":
+        return t.src[0].kind == "weight" or t.src[1].ne[1] > 1
+    return t.nelements // t.ne[0] >= MIN_PARALLEL_ROWS
 
 
 def _unary_rows(kernel, *extra):

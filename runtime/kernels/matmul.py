@@ -1,14 +1,22 @@
 """Public matmul entry points used by the executor: prepare_weight, mul_mat, get_rows, dequantize_rows.
 
 mul_mat follows llama.cpp's CPU backend: x rows are converted to the weight type's vec_dot type
-(Q8_0/Q8_1/Q8_K/F16/BF16/F32) and dotted block by block with integer sums inside blocks. The same
-row kernel serves M == 1 (decode) and M > 1 (prompt; each weight row is reused from L1 for all M
-tokens), so batched and token-by-token results are bit-identical.
+(Q8_0/Q8_1/Q8_K/F16/BF16/F32) and dotted block by block with integer sums inside blocks. M > 1
+(prompt) runs 4 tokens per weight unpack, over L1-sized token tiles, with per-token arithmetic
+identical to M == 1 (decode): batched and token-by-token results are bit-identical.
 """
+import threading
+
 import numpy as np
 
 from ggraph.errors import GGraphError
 from ggraph.runtime.kernels.quant_formats import ACTIVATIONS, get_format
+
+
+# Quantized-activation scratch arrays by (vec_dot type, M, K), per calling thread: saves three
+# allocations per call (mul_mat consumes them before returning).
+_tls = threading.local()
+_SCRATCH_MAX = 32
 
 
 class PreparedWeight:
@@ -52,7 +60,17 @@ def mul_mat(w, x, out):
         raise GGraphError(f"mul_mat '{w.name}': x {x.shape} / out {out.shape} do not fit weight ne0={w.ne0}, ne1={w.ne1}")
     if x.dtype != np.float32 or not x.flags.c_contiguous:
         x = np.ascontiguousarray(x, dtype=np.float32)
-    xq, a1, a2 = ACTIVATIONS[w.fmt.vec_dot](x)
+    act = ACTIVATIONS[w.fmt.vec_dot]
+    key = (w.fmt.vec_dot, x.shape[0], x.shape[1])
+    scratch = getattr(_tls, "scratch", None)
+    if scratch is None:
+        scratch = _tls.scratch = {}
+    bufs = scratch.get(key)
+    if bufs is None:
+        if len(scratch) >= _SCRATCH_MAX:   # many prompt lengths: start over
+            scratch.clear()
+        bufs = scratch[key] = act.buffers(x.shape[0], x.shape[1])
+    xq, a1, a2 = act.convert(x, bufs)
     w.fmt.matmul(w.raw, xq, a1, a2, out)
 
 

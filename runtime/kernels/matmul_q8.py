@@ -6,46 +6,87 @@ VNNI multiplies unsigned by signed bytes, so weights are flipped to q+128 (one x
 import numpy as np
 from numba import njit, prange
 
+from ggraph.runtime.kernels.pairs import tok_q8_0
 from ggraph.runtime.kernels.simd import (
-    bxor, cat, dot_acc, f16at, fhsum, ffma, fsplat2, fzero, isplat2, load32, tofloat,
+    bxor, cat, dot_acc, f16at, fadd, ffma, fhsum, fpair4, fsplat2, fzero, isplat2, load32, make_load_parts,
+    tofloat,
 )
 
+ACT_TILE_BYTES = 16384
 ROWS_PER_TASK = 16
 
 
+_LOAD2_Q8_0 = make_load_parts([(2, 32), (36, 32)])   # the two blocks' qs (scales at 0 and 34)
+
+
+@njit(cache=True, inline="always")
+def _unpack_q8_0(w, o):
+    return bxor(_LOAD2_Q8_0(w, o), 0x80), fpair4(f16at(w, o), f16at(w, o + 34))
+
+
 @njit(cache=True, error_model="numpy", inline="always")
-def _row_q8_0(w, r, qs, ad, asum, m):
-    nb = ad.shape[1]
-    wo = r * w.shape[1]
-    ao = m * qs.shape[1]
-    acc = fzero()
-    b = 0
-    while b + 1 < nb:
-        o1 = wo + 34 * b
-        o2 = o1 + 34
-        u = bxor(cat(load32(w, o1 + 2), load32(w, o2 + 2)), 0x80)
-        s = cat(load32(qs, ao + 32 * b), load32(qs, ao + 32 * b + 32))
-        p = dot_acc(isplat2(-16 * asum[m, b], -16 * asum[m, b + 1]), u, s)
-        sc = fsplat2(f16at(w, o1) * ad[m, b], f16at(w, o2) * ad[m, b + 1])
-        acc = ffma(tofloat(p), sc, acc)
-        b += 2
-    if b < nb:
+def _end_q8_0(w, wo, qs, ds, m, acc0, acc1):
+    nb = ds.shape[1] // 2
+    acc = fadd(acc0, acc1)
+    if nb % 2:   # odd last block alone, second half zero-scaled
+        b = nb - 1
         o1 = wo + 34 * b
         q = load32(w, o1 + 2)
-        s = load32(qs, ao + 32 * b)
-        p = dot_acc(isplat2(-16 * asum[m, b], 0), bxor(cat(q, q), 0x80), cat(s, s))
-        sc = fsplat2(f16at(w, o1) * ad[m, b], np.float32(0.0))
-        acc = ffma(tofloat(p), sc, acc)
+        s = load32(qs, m * qs.shape[1] + 32 * b)
+        p = dot_acc(isplat2(-16 * np.int32(ds[m, 2 * b + 1]), 0), bxor(cat(q, q), 0x80), cat(s, s))
+        acc = ffma(tofloat(p), fsplat2(f16at(w, o1) * ds[m, 2 * b], np.float32(0.0)), acc)
     return fhsum(acc)
+
+
+@njit(cache=True, error_model="numpy", inline="always")
+def _row_q8_0(w, r, qs, ds, m, out):
+    K = qs.shape[1]
+    wo = r * w.shape[1]
+    a0, a1 = fzero(), fzero()
+    for b in range(0, K // 32 - 1, 2):
+        u, dd = _unpack_q8_0(w, wo + 34 * b)
+        a0 = tok_q8_0(u, dd, -16, qs, m * K + 32 * b, ds, 4 * m * ds.shape[1] + 8 * b, a0)
+        a0, a1 = a1, a0
+    out[m, r] = _end_q8_0(w, wo, qs, ds, m, a0, a1)
+
+
+@njit(cache=True, error_model="numpy", inline="always")
+def _row4_q8_0(w, r, qs, ds, m, out):
+    """Tokens m..m+3 against row r, sharing each weight load; per-token math identical to _row_q8_0."""
+    K = qs.shape[1]
+    wo = r * w.shape[1]
+    da = 4 * ds.shape[1]
+    a0, a1, b0, b1, c0, c1, d0, d1 = fzero(), fzero(), fzero(), fzero(), fzero(), fzero(), fzero(), fzero()
+    for b in range(0, K // 32 - 1, 2):
+        u, dd = _unpack_q8_0(w, wo + 34 * b)
+        qo = m * K + 32 * b
+        dso = m * da + 8 * b
+        a0 = tok_q8_0(u, dd, -16, qs, qo, ds, dso, a0)
+        b0 = tok_q8_0(u, dd, -16, qs, qo + K, ds, dso + da, b0)
+        c0 = tok_q8_0(u, dd, -16, qs, qo + 2 * K, ds, dso + 2 * da, c0)
+        d0 = tok_q8_0(u, dd, -16, qs, qo + 3 * K, ds, dso + 3 * da, d0)
+        a0, a1, b0, b1, c0, c1, d0, d1 = a1, a0, b1, b0, c1, c0, d1, d0
+    out[m, r] = _end_q8_0(w, wo, qs, ds, m, a0, a1)
+    out[m + 1, r] = _end_q8_0(w, wo, qs, ds, m + 1, b0, b1)
+    out[m + 2, r] = _end_q8_0(w, wo, qs, ds, m + 2, c0, c1)
+    out[m + 3, r] = _end_q8_0(w, wo, qs, ds, m + 3, d0, d1)
 
 
 @njit(cache=True, parallel=True, error_model="numpy")
 def mm_q8_0(w, qs, a1, a2, out):
-    N = w.shape[0]
+    N, M = w.shape[0], qs.shape[0]
     for c in prange((N + ROWS_PER_TASK - 1) // ROWS_PER_TASK):
-        for r in range(c * ROWS_PER_TASK, min(N, (c + 1) * ROWS_PER_TASK)):
-            for m in range(qs.shape[0]):
-                out[m, r] = _row_q8_0(w, r, qs, a1, a2, m)
+        mt = max(4, ACT_TILE_BYTES // qs.shape[1] // 4 * 4)   # tokens whose activations stay in L1
+        for m0 in range(0, M, mt):
+            m1 = min(M, m0 + mt)
+            for r in range(c * ROWS_PER_TASK, min(N, (c + 1) * ROWS_PER_TASK)):
+                m = m0
+                while m + 4 <= m1:
+                    _row4_q8_0(w, r, qs, a1, m, out)
+                    m += 4
+                while m < m1:
+                    _row_q8_0(w, r, qs, a1, m, out)
+                    m += 1
 
 
 @njit(cache=True)

@@ -5,7 +5,7 @@ Each entry: block geometry, the activation (vec_dot) type llama.cpp's CPU backen
 here plus its kernels in a matmul_*.py file.
 
 Kernel contract: matmul(w_raw u8 [N, row_bytes], xq, a1, a2, out f32 [M, N]) where (xq, a1, a2) come
-from ACTIVATIONS[vec_dot](x); dequant(w_raw, rows int64 [R], out f32 [R, ne0]).
+from ACTIVATIONS[vec_dot].convert(x, bufs); dequant(w_raw, rows int64 [R], out f32 [R, ne0]).
 """
 from dataclasses import dataclass
 from typing import Callable
@@ -38,19 +38,25 @@ class QuantFormat:
 _NO_SIDE = np.zeros((1, 1), np.float32)   # placeholder side arrays for float activations
 
 
+@dataclass(frozen=True)
+class Activation:
+    """How x [M, K] float32 becomes the vec_dot type: convert(x, bufs) -> (xq, a1, a2), where bufs
+    (from buffers(M, K), or None to allocate) lets mul_mat reuse scratch arrays between calls."""
+    convert: Callable
+    buffers: Callable
+
+
 def _float_act(rounder):
-    def act(x):
-        return rounder(x), _NO_SIDE, _NO_SIDE
-    return act
+    return Activation(lambda x, bufs: (rounder(x), _NO_SIDE, _NO_SIDE), lambda M, K: None)
 
 
 ACTIVATIONS = {
     "F32": _float_act(qa.keep_f32),
     "F16": _float_act(qa.round_to_f16),
     "BF16": _float_act(qa.round_to_bf16),
-    "Q8_0": qa.quantize_q8_0,
-    "Q8_1": qa.quantize_q8_1,
-    "Q8_K": qa.quantize_q8_K,
+    "Q8_0": Activation(qa.quantize_q8_0, lambda M, K: qa.q8_buffers(M, K, 0)),
+    "Q8_1": Activation(qa.quantize_q8_1, lambda M, K: qa.q8_buffers(M, K, 1)),
+    "Q8_K": Activation(qa.quantize_q8_K, qa.q8k_buffers),
 }
 
 

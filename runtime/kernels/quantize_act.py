@@ -6,9 +6,10 @@ Q8_K (quantize_row_q8_K_ref): per 256 values the signed extreme `max`, iscale = 
 q = min(127, nearest_int(iscale*x)), d = 1/iscale (float32), bsums = sums of 16 q.
 
 Every quantizer returns (qs int8 [M, K], a1, a2) with per-block side arrays:
-  Q8_0: a1 = d (float32, fp16-rounded) [M, K/32], a2 = sum(q) int32 [M, K/32]
-        (the int sum lets kernels run signed weights as unsigned+offset, exactly)
+  Q8_0: a1 = (d, sum(q)) interleaved per block [M, 2*K/32] float32 (d fp16-rounded, the sum exact;
+        it lets kernels run signed weights as unsigned + offset, exactly); a2 = a1
   Q8_1: a1 = (d, s) interleaved per block, float32 fp16-rounded [M, 2*K/32]; a2 = a1
+  (interleaving lets a kernel fetch both values of 2 blocks with one 16-byte load)
   Q8_K: a1 = d (float32) [M, K/256], a2 = bsums int32 [M, K/16]
 """
 import numpy as np
@@ -33,16 +34,15 @@ def _q8_block(x, xo, qs, qo):
 
 @njit(cache=True, error_model="numpy")
 def _q8_rows(x, m0, m1, qs, a1, a2, kind):
-    # kind 0: Q8_0 (a2 = int sums), kind 1: Q8_1 (a2 = fp16(d*sum))
+    # kind 0: Q8_0 (d, exact sum), kind 1: Q8_1 (d, fp16(d*sum)); a1 is the interleaved pair array
     K = x.shape[1]
     for m in range(m0, m1):
         for b in range(K // 32):
             d, isum = _q8_block(x, 4 * (m * K + 32 * b), qs, m * K + 32 * b)
+            a1[m, 2 * b] = round_f16(d)
             if kind == 0:
-                a1[m, b] = round_f16(d)
-                a2[m, b] = isum
+                a1[m, 2 * b + 1] = np.float32(isum)   # exact: |sum| <= 32*127
             else:
-                a1[m, 2 * b] = round_f16(d)
                 a1[m, 2 * b + 1] = round_f16(d * np.float32(isum))
 
 
@@ -84,41 +84,46 @@ def _q8k_rows_par(x, qs, d, bsums):
         _q8k_rows(x, m, m + 1, qs, d, bsums)
 
 
-def _q8(x, kind):
+def _q8(x, kind, bufs):
     M, K = x.shape
-    qs = np.empty((M, K), np.int8)
-    if kind == 0:
-        a1 = np.empty((M, K // 32), np.float32)
-        a2 = np.empty((M, K // 32), np.int32)
-    else:
-        a1 = np.empty((M, K // 16), np.float32)   # interleaved (d, s) per block
-        a2 = a1
-
+    if bufs is None:
+        bufs = q8_buffers(M, K, kind)
+    qs, a1, a2 = bufs
     if M == 1:
         _q8_rows(x, 0, 1, qs, a1, a2, kind)
     else:
         _q8_rows_par(x, qs, a1, a2, kind)
-    return qs, a1, a2
+    return bufs
 
 
-def quantize_q8_0(x):
-    return _q8(x, 0)
+def q8_buffers(M, K, kind):
+    """Output arrays for quantize_q8_0 (kind 0) / quantize_q8_1 (kind 1); mul_mat reuses them."""
+    ds = np.empty((M, K // 16), np.float32)   # interleaved (d, sum or s) per block
+    return np.empty((M, K), np.int8), ds, ds
 
 
-def quantize_q8_1(x):
-    return _q8(x, 1)
+def q8k_buffers(M, K):
+    return np.empty((M, K), np.int8), np.empty((M, K // 256), np.float32), np.empty((M, K // 16), np.int32)
 
 
-def quantize_q8_K(x):
+def quantize_q8_0(x, bufs=None):
+    return _q8(x, 0, bufs)
+
+
+def quantize_q8_1(x, bufs=None):
+    return _q8(x, 1, bufs)
+
+
+def quantize_q8_K(x, bufs=None):
     M, K = x.shape
-    qs = np.empty((M, K), np.int8)
-    d = np.empty((M, K // 256), np.float32)
-    bsums = np.empty((M, K // 16), np.int32)
+    if bufs is None:
+        bufs = q8k_buffers(M, K)
+    qs, d, bsums = bufs
     if M == 1:
         _q8k_rows(x, 0, 1, qs, d, bsums)
     else:
         _q8k_rows_par(x, qs, d, bsums)
-    return qs, d, bsums
+    return bufs
 
 
 def round_to_f16(x):

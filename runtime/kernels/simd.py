@@ -5,7 +5,7 @@ kernels real vector values that live in registers across loop iterations:
 
   V16 / V32 / V64   <16|32|64 x i8>  raw bytes (weights or int8 activations)
   I32x16            <16 x i32>       integer dot-product lanes
-  F32x16            <16 x float>     float accumulators
+  F32x16 / F32x4    <16|4 x float>   float accumulators / the scales of a block pair
 
 The int8 dot `dot(u, s)` follows VNNI `vpdpbusd` semantics exactly: lane i = sum of u[4i+k]*s[4i+k]
 (k=0..3) with u unsigned and s signed bytes. On CPUs with AVX512-VNNI it calls that instruction (LLVM's
@@ -14,7 +14,12 @@ elsewhere a generic IR version with the same lane layout is emitted. Every kerne
 lane layout: a 64-byte vector holds 2 blocks of 32 (lanes 0-7 / 8-15) or 4 groups of 16 (4 lanes each).
 
 All loads take an array and a BYTE offset (unaligned loads are fine on x86); callers guarantee bounds.
+
+Numba's on-disk cache (cache=True) only tracks the file defining each jitted kernel: after editing this
+file, delete runtime/kernels/__pycache__/*.nbi/*.nbc or kernels may keep the old code.
 """
+import os
+
 import llvmlite.binding as llvm
 from llvmlite import ir
 from numba import types
@@ -40,6 +45,7 @@ V32 = _Vec("V32u8", _vt(_I8, 32))
 V64 = _Vec("V64u8", _vt(_I8, 64))
 I32x16 = _Vec("I32x16", _vt(_I32, 16))
 F32x16 = _Vec("F32x16", _vt(_F32, 16))
+F32x4 = _Vec("F32x4", _vt(_F32, 4))
 
 
 @register_model(_Vec)
@@ -53,10 +59,12 @@ def _has_vnni512():
     return bool(feats.get("avx512vnni", False)) and bool(feats.get("avx512bw", False))
 
 
-HAS_VNNI512 = _has_vnni512()
+# GGRAPH_SIMD_GENERIC=1 forces the generic IR paths (to test them on a VNNI machine; use a separate
+# NUMBA_CACHE_DIR, the cache does not know about this switch).
+HAS_VNNI512 = _has_vnni512() and not os.environ.get("GGRAPH_SIMD_GENERIC")
 
 
-# ---- IR building blocks --------------------------------------------------------------------------
+# ---- IR building blocks ---------------------------------------------------------------------------
 
 def _addr(context, builder, aty, aval, off, offty):
     """i8* to byte `off` of array `aval`."""
@@ -149,7 +157,6 @@ band = _make_binop_scalar("and_")   # v & k
 bshr = _make_binop_scalar("lshr")   # v >> k (logical, per byte)
 bshl = _make_binop_scalar("shl")    # v << k (per byte)
 bxor = _make_binop_scalar("xor")    # v ^ k
-badd = _make_binop_scalar("add")    # v + k (wrapping)
 
 
 @intrinsic
@@ -246,24 +253,29 @@ def lut_iq4(typingctx, v):
     return v(v), cg
 
 
-F32x4 = _Vec("F32x4", _vt(_F32, 4))
+# ---- pairs of 32-blocks: one load, codes in dot order, the 4 fp16 scales as F32x4 -------------------
 
+def make_load_parts(parts):
+    """Intrinsic (arr, off) -> V64: the byte ranges [(start, size)] (size 16 or 32) at off, concatenated
+    and zero-padded. Plain loads only: masked loads are slow on data streaming in from RAM."""
+    total = sum(n for _, n in parts)
+    assert total <= 64 and all(n in (16, 32) for _, n in parts)
 
-def make_load_prefix(nbytes):
-    """Intrinsic (arr, off) -> V64 holding bytes off..off+nbytes-1 (rest zero), via a masked load that
-    never touches memory past them: lets kernels grab 2 whole blocks with their scales in one load."""
     @intrinsic
     def loadp(typingctx, arr, off):
         if not (_is_arr(arr) and isinstance(off, types.Integer)):
             return None
 
         def cg(context, builder, sig, args):
-            p = builder.bitcast(_addr(context, builder, sig.args[0], args[0], args[1], sig.args[1]),
-                                V64.llty.as_pointer())
-            mask = ir.Constant(_vt(ir.IntType(1), 64), [i < nbytes for i in range(64)])
-            fnty = ir.FunctionType(V64.llty, [V64.llty.as_pointer(), _I32, mask.type, V64.llty])
-            fn = cgutils.get_or_insert_function(builder.module, fnty, "llvm.masked.load.v64i8.p0")
-            return builder.call(fn, [p, ir.Constant(_I32, 1), mask, ir.Constant(V64.llty, None)])
+            base = _addr(context, builder, sig.args[0], args[0], args[1], sig.args[1])
+            v = ir.Constant(V64.llty, None)
+            pos = 0
+            for start, n in parts:
+                part = _load(builder, builder.gep(base, [ir.Constant(_I64, start)]), _vt(_I8, n))
+                wide = _shuf(builder, part, ir.Constant(part.type, None), list(range(n)) + [n] * (64 - n))
+                v = _shuf(builder, v, wide, [64 + i - pos if pos <= i < pos + n else i for i in range(64)])
+                pos += n
+            return v
         return V64(arr, off), cg
     return loadp
 
@@ -284,6 +296,21 @@ def make_nibbles(src, high):
             return builder.select(sel, hi, lo)
         return V64(v), cg
     return nibs
+
+
+def make_bits64(byte_idx, value):
+    """Intrinsic V64 -> V64: the 64 bits of the 8 bytes at byte_idx, one per byte, as value or 0
+    (Q5 formats: the 5th bit of each code of 2 blocks, bit i = element i)."""
+    @intrinsic
+    def bits(typingctx, v):
+        if v != V64:
+            return None
+
+        def cg(context, builder, sig, args):
+            b = builder.bitcast(_shuf(builder, args[0], args[0], byte_idx), _vt(ir.IntType(1), 64))
+            return builder.select(b, _cint(V64.llty, value), ir.Constant(V64.llty, None))
+        return V64(v), cg
+    return bits
 
 
 def make_halves4(byte_offsets):
@@ -319,6 +346,20 @@ def fzero4(typingctx):
 
 
 @intrinsic
+def fpair4(typingctx, a, b):
+    """(a, b) -> F32x4 [a, a, b, b] (per-block scales of a pair, in the lanes lanes02 reads)."""
+    if not (isinstance(a, types.Float) and isinstance(b, types.Float)):
+        return None
+
+    def cg(context, builder, sig, args):
+        v = ir.Constant(_vt(_F32, 2), ir.Undefined)
+        for i in range(2):
+            v = builder.insert_element(v, context.cast(builder, args[i], sig.args[i], types.float32), ir.Constant(_I32, i))
+        return _shuf(builder, v, v, [0, 0, 1, 1])
+    return F32x4(a, b), cg
+
+
+@intrinsic
 def fmul4(typingctx, a, b):
     if not (a == F32x4 and b == F32x4):
         return None
@@ -347,6 +388,21 @@ def lanes02(typingctx, a):
     def cg(context, builder, sig, args):
         return _shuf(builder, args[0], args[0], [0] * 8 + [2] * 8)
     return F32x16(a), cg
+
+
+@intrinsic
+def corr13(typingctx, a, k):
+    """F32x4 [d1, n1, d2, n2] (n exact integers) -> I32x16 [k*n1]*8 + [k*n2]*8: per-block integer
+    corrections of a 2-block dot, taken from the interleaved (d, sum) activation side array."""
+    if not (a == F32x4 and isinstance(k, types.Integer)):
+        return None
+
+    def cg(context, builder, sig, args):
+        n = builder.fptosi(args[0], _vt(_I32, 4))
+        kk = builder.trunc(context.cast(builder, args[1], sig.args[1], types.int64), _I32)
+        n = builder.mul(n, _splat(builder, kk, _vt(_I32, 4)))
+        return _shuf(builder, n, n, [1] * 8 + [3] * 8)
+    return I32x16(a, k), cg
 
 
 @intrinsic
@@ -397,13 +453,6 @@ def dot_acc(typingctx, acc, u, s):
 # ---- int32 lanes ----------------------------------------------------------------------------------
 
 @intrinsic
-def izero(typingctx):
-    def cg(context, builder, sig, args):
-        return ir.Constant(I32x16.llty, None)
-    return I32x16(), cg
-
-
-@intrinsic
 def iadd(typingctx, a, b):
     if not (a == I32x16 and b == I32x16):
         return None
@@ -441,14 +490,6 @@ def isplat2(typingctx, a, b):
 
 
 @intrinsic
-def isplat4(typingctx, a, b, c, d):
-    """(a, b, c, d) -> 4 lanes each: one integer scale per 16-group."""
-    if not all(isinstance(v, types.Integer) for v in (a, b, c, d)):
-        return None
-    return I32x16(a, b, c, d), _isplat_ir
-
-
-@intrinsic
 def iload(typingctx, arr, off):
     """16 int32 at byte offset `off` of arr (precomputed per-lane activation corrections)."""
     if not (_is_arr(arr) and isinstance(off, types.Integer)):
@@ -459,14 +500,98 @@ def iload(typingctx, arr, off):
     return I32x16(arr, off), cg
 
 
+def _make_ibinop_scalar(op):
+    @intrinsic
+    def f(typingctx, v, k):
+        if not (v == I32x16 and isinstance(k, types.Integer)):
+            return None
+
+        def cg(context, builder, sig, args):
+            kk = builder.trunc(context.cast(builder, args[1], sig.args[1], types.int64), _I32)
+            return getattr(builder, op)(args[0], _splat(builder, kk, I32x16.llty))
+        return I32x16(v, k), cg
+    return f
+
+
+iand = _make_ibinop_scalar("and_")
+ishr = _make_ibinop_scalar("lshr")
+
+
+def make_scale_decoder(a_idx, a_shift, a_mask, b_idx, b_shift, b_mask, bias):
+    """Intrinsic (arr, off) -> I32x16 unpacking packed sub-block scales from the 16 bytes at off:
+    lane i = ((A >> a_shift[i]) & a_mask[i] | ((B >> b_shift[i]) & b_mask[i]) << 4) - bias, with
+    A = byte a_idx[i], B = byte b_idx[i] (K-quant 6-bit scales: low bits + 2 high bits elsewhere)."""
+    @intrinsic
+    def dec(typingctx, arr, off):
+        if not (_is_arr(arr) and isinstance(off, types.Integer)):
+            return None
+
+        def cg(context, builder, sig, args):
+            raw = _load(builder, _addr(context, builder, sig.args[0], args[0], args[1], sig.args[1]), V16.llty)
+            t = I32x16.llty
+            a = builder.zext(_shuf(builder, raw, raw, a_idx), t)
+            b = builder.zext(_shuf(builder, raw, raw, b_idx), t)
+            lo = builder.and_(builder.lshr(a, ir.Constant(t, list(a_shift))), ir.Constant(t, list(a_mask)))
+            hi = builder.and_(builder.lshr(b, ir.Constant(t, list(b_shift))), ir.Constant(t, list(b_mask)))
+            v = builder.or_(lo, builder.shl(hi, _cint(t, 4)))
+            return builder.sub(v, _cint(t, bias))
+        return I32x16(arr, off), cg
+    return dec
+
+
+@intrinsic(prefer_literal=True)
+def ibcast2(typingctx, v, i, j):
+    """I32x16 -> [v[i]]*8 + [v[j]]*8 (i, j literal): per-32-block integer scales from a scale vector."""
+    if not (v == I32x16 and isinstance(i, types.IntegerLiteral) and isinstance(j, types.IntegerLiteral)):
+        return None
+    a, b = i.literal_value, j.literal_value
+
+    def cg(context, builder, sig, args):
+        return _shuf(builder, args[0], args[0], [a] * 8 + [b] * 8)
+    return I32x16(v, i, j), cg
+
+
+@intrinsic(prefer_literal=True)
+def ibcast4(typingctx, v, k):
+    """I32x16 -> lanes 4g..4g+3 = v[4k+g] (k literal): per-16-group integer scales."""
+    if not (v == I32x16 and isinstance(k, types.IntegerLiteral)):
+        return None
+    base = 4 * k.literal_value
+
+    def cg(context, builder, sig, args):
+        return _shuf(builder, args[0], args[0], [base + i // 4 for i in range(16)])
+    return I32x16(v, k), cg
+
+
+def _make_iload8(signed):
+    @intrinsic
+    def f(typingctx, arr, off):
+        if not (_is_arr(arr) and isinstance(off, types.Integer)):
+            return None
+
+        def cg(context, builder, sig, args):
+            b = _load(builder, _addr(context, builder, sig.args[0], args[0], args[1], sig.args[1]), V16.llty)
+            return builder.sext(b, I32x16.llty) if signed else builder.zext(b, I32x16.llty)
+        return I32x16(arr, off), cg
+    return f
+
+
+iload_s8 = _make_iload8(True)    # 16 signed bytes -> I32x16
+iload_u8 = _make_iload8(False)   # 16 unsigned bytes -> I32x16
+
+
 @intrinsic
-def ihsum(typingctx, a):
-    if a != I32x16:
+def ipairs_hi(typingctx, v):
+    """I32x16 -> lanes 8+j = v[2j] + v[2j+1], lanes 0-7 = 0 (bsums of 32-element sub-blocks)."""
+    if v != I32x16:
         return None
 
     def cg(context, builder, sig, args):
-        return _hsum_tree(builder, args[0], builder.add)
-    return types.int32(a), cg
+        z = ir.Constant(I32x16.llty, None)
+        ev = _shuf(builder, args[0], z, [16] * 8 + list(range(0, 16, 2)))
+        od = _shuf(builder, args[0], z, [16] * 8 + list(range(1, 16, 2)))
+        return builder.add(ev, od)
+    return I32x16(v), cg
 
 
 # ---- float lanes ----------------------------------------------------------------------------------
@@ -693,8 +818,6 @@ def _make_byte_load(signed):
 
 
 b8 = _make_byte_load(False)   # unsigned byte at a byte offset of any array, as int32
-s8 = _make_byte_load(True)    # signed byte at a byte offset, as int32
-u16at = _make_scalar_load(_I16, types.uint16)   # little-endian u16 at a byte offset
 u32at = _make_scalar_load(_I32, types.uint32)   # little-endian u32 at a byte offset
 f32at = _make_scalar_load(_F32, types.float32)  # float32 at a byte offset
 
@@ -723,14 +846,3 @@ def round_f16(typingctx, x):
     return types.float32(x), cg
 
 
-@intrinsic
-def roundeven(typingctx, x):
-    """float32 round half to even (what _mm256_round_ps(_MM_ROUND_NEAREST) and nearest_int() do)."""
-    if not isinstance(x, types.Float):
-        return None
-
-    def cg(context, builder, sig, args):
-        x32 = context.cast(builder, args[0], sig.args[0], types.float32)
-        fn = cgutils.get_or_insert_function(builder.module, ir.FunctionType(_F32, [_F32]), "llvm.roundeven.f32")
-        return builder.call(fn, [x32])
-    return types.float32(x), cg
