@@ -54,6 +54,20 @@ class Agreement:
                 f"{self.n_prompts}")
 
 
+def prompt_then_greedy(ctx, ids, n_gen: int):
+    """The fixtures' recipe on ggraph: prompt in one batch (logits at every position), then
+    n_gen greedy tokens one per step. Returns (logits [len(ids), n_vocab], generated ids)."""
+    ctx.reset()
+    logits = ctx.decode(ids, logits_all=True)
+    gen, tok = [], int(logits[-1].argmax())
+    for _ in range(n_gen):
+        gen.append(tok)
+        if len(gen) == n_gen:
+            break
+        tok = int(ctx.decode([tok]).argmax())
+    return logits, gen
+
+
 def replay_fixture(model, fixture_path: str, n_prompts: int | None = None, n_ctx: int = 512,
                    n_threads: int | None = None) -> Agreement:
     """Feed each fixture prompt in one batch (logits for all positions), then continue greedily one
@@ -65,17 +79,10 @@ def replay_fixture(model, fixture_path: str, n_prompts: int | None = None, n_ctx
     kls, top1, same = [], [], 0
     for i in range(n):
         a, b = off[i], off[i + 1]
-        ctx.reset()
-        logits = ctx.decode(fx["ids"][a:b], logits_all=True)
+        ref_gen = fx["gen"][goff[i]:goff[i + 1]].tolist()
+        logits, gen = prompt_then_greedy(ctx, fx["ids"][a:b], len(ref_gen))
         kls.append(kl_topk(fx["top_ids"][a:b], fx["top_logits"][a:b], fx["lse"][a:b], logits))
         top1.append(logits.argmax(1) == fx["top_ids"][a:b, 0])
-        ref_gen = fx["gen"][goff[i]:goff[i + 1]].tolist()
-        gen, tok = [], int(logits[-1].argmax())
-        for _ in range(len(ref_gen)):
-            gen.append(tok)
-            if len(gen) == len(ref_gen):
-                break
-            tok = int(ctx.decode([tok]).argmax())
         same += gen == ref_gen
     kl = np.concatenate(kls)
     return Agreement(float(kl.mean()), float(kl.max()), float(np.concatenate(top1).mean()), same, n, int(kl.size))

@@ -18,36 +18,8 @@ import sys
 import numpy as np
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-
-
-def llamacpp_run(llm, ids, n_gen, token_by_token):
-    llm.reset()
-    if token_by_token:
-        for t in ids:
-            llm.eval([t])
-    else:
-        llm.eval(ids)
-    logits = np.array(llm.scores[: len(ids)], dtype=np.float32)
-    gen = []
-    for _ in range(n_gen):
-        tok = int(np.argmax(llm.scores[llm.n_tokens - 1]))
-        gen.append(tok)
-        if len(gen) == n_gen:
-            break
-        llm.eval([tok])
-    return logits, gen
-
-
-def ggraph_run(ctx, ids, n_gen):
-    ctx.reset()
-    logits = ctx.decode(ids, logits_all=True)
-    gen, tok = [], int(logits[-1].argmax())
-    for _ in range(n_gen):
-        gen.append(tok)
-        if len(gen) == n_gen:
-            break
-        tok = int(ctx.decode([tok]).argmax())
-    return logits, gen
+sys.path.insert(0, HERE)
+from make_llamacpp_fixtures import llamacpp_run  # noqa: E402  (same recipe as the fixtures)
 
 
 def main():
@@ -62,7 +34,7 @@ def main():
     import llama_cpp
 
     import ggraph
-    from ggraph.runtime.compare import kl_full
+    from ggraph.runtime.compare import kl_full, prompt_then_greedy
 
     prompts = json.load(open(a.prompts))
     llm = llama_cpp.Llama(model_path=a.model, n_ctx=a.n_ctx, n_batch=512, n_ubatch=512, logits_all=True,
@@ -72,9 +44,9 @@ def main():
     rows = {"ggraph": [], "llama.cpp token-by-token": []}
     for text in prompts:
         ids = llm.tokenize(text.encode(), add_bos=True, special=False)
-        ref, ref_gen = llamacpp_run(llm, ids, a.n_gen, False)
-        tok, tok_gen = llamacpp_run(llm, ids, a.n_gen, True)
-        ours, our_gen = ggraph_run(ctx, ids, a.n_gen)
+        ref, ref_gen = llamacpp_run(llm, ids, a.n_gen, a.n_ctx, False)
+        tok, tok_gen = llamacpp_run(llm, ids, a.n_gen, a.n_ctx, True)
+        ours, our_gen = prompt_then_greedy(ctx, ids, a.n_gen)
         for key, lg, gen in (("ggraph", ours, our_gen), ("llama.cpp token-by-token", tok, tok_gen)):
             rows[key].append((kl_full(ref, lg), lg.argmax(1) == ref.argmax(1), gen == ref_gen))
     print(f"model: {os.path.basename(a.model)}; {len(prompts)} prompts; reference: llama.cpp "

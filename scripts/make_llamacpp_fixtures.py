@@ -28,7 +28,7 @@ def lse(x):
     return (m + np.log(np.exp(x - m).sum(-1, keepdims=True)))[..., 0]
 
 
-def _run(llm, ids, n_gen, n_ctx, token_by_token):
+def llamacpp_run(llm, ids, n_gen, n_ctx, token_by_token):
     """Prompt (one batch, or one token per step), then greedy continuation one token per step."""
     llm.reset()
     if token_by_token:
@@ -58,9 +58,9 @@ def run(model_path, out, top_k=32, n_gen=32, n_ctx=512, n_prompts=None):
            "self_same": []}
     for text in prompts:
         ids = llm.tokenize(text.encode(), add_bos=True, special=False)
-        logits, gen = _run(llm, ids, n_gen, n_ctx, token_by_token=False)
+        logits, gen = llamacpp_run(llm, ids, n_gen, n_ctx, token_by_token=False)
         # the same prompt, one token per step: llama.cpp's own spread (full-vocabulary KL, batch as P)
-        tok_logits, tok_gen = _run(llm, ids, n_gen, n_ctx, token_by_token=True)
+        tok_logits, tok_gen = llamacpp_run(llm, ids, n_gen, n_ctx, token_by_token=True)
         lp = logits.astype(np.float64) - lse(logits.astype(np.float64))[:, None]
         lq = tok_logits.astype(np.float64) - lse(tok_logits.astype(np.float64))[:, None]
         rec["self_kl"].append((np.exp(lp) * (lp - lq)).sum(1))
