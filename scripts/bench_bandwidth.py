@@ -1,0 +1,43 @@
+#!/usr/bin/env python3
+"""Streaming read bandwidth of this machine (GB/s) at 1 and 2 threads: the ceiling for mat-vec,
+which reads every weight byte once. Median of repeats over a 1 GiB buffer.
+
+    python scripts/bench_bandwidth.py
+"""
+import statistics
+import time
+
+import numba
+import numpy as np
+from numba import njit, prange
+
+
+@njit(parallel=True, cache=True, fastmath=True)
+def _read_all(a):
+    n = a.shape[0]
+    chunks = numba.get_num_threads() * 8
+    step = (n + chunks - 1) // chunks
+    acc = np.zeros(chunks, np.int64)
+    for c in prange(chunks):
+        s = np.int64(0)
+        for i in range(c * step, min(n, (c + 1) * step)):
+            s ^= a[i]
+        acc[c] = s
+    return acc.sum()
+
+
+def main():
+    a = np.ones(1 << 27, np.int64)          # 1 GiB
+    for t in (1, 2):
+        numba.set_num_threads(t)
+        _read_all(a)
+        runs = []
+        for _ in range(5):
+            t0 = time.perf_counter()
+            _read_all(a)
+            runs.append(a.nbytes / (time.perf_counter() - t0) / 1e9)
+        print(f"threads {t}: {statistics.median(runs):.1f} GB/s (median of 5)")
+
+
+if __name__ == "__main__":
+    main()
