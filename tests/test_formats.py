@@ -27,14 +27,7 @@ def model_paths(tmp_path_factory):
     return paths
 
 
-# Not yet within the bar (2026-11-29): the legacy block formats and IQ4 differ from llama.cpp
-# by 1e-4..6e-4 mean KL while llama.cpp agrees with itself exactly; strict, so a fix shows up here.
-NOT_YET = {"Q4_0", "Q4_1", "Q5_0", "Q5_1", "Q8_0", "IQ4_NL", "IQ4_XS"}
-CASES = [pytest.param(f, marks=pytest.mark.xfail(strict=True, reason="weight matmul not yet bit-exact with llama.cpp"))
-         if f in NOT_YET else f for f in PY_FORMATS + LLAMACPP_FORMATS]
-
-
-@pytest.mark.parametrize("fmt", CASES)
+@pytest.mark.parametrize("fmt", PY_FORMATS + LLAMACPP_FORMATS)
 def test_format_agrees_with_llamacpp(fmt, model_paths):
     fixture = os.path.join(HERE, "fixtures", "quant", f"llamacpp_wide_{fmt}.npz")
     model = ggraph.load(model_paths[fmt])

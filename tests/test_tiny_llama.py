@@ -22,9 +22,11 @@ def test_batch_equals_token_by_token(tiny):
     batch = ctx.decode(IDS, logits_all=True)
     ctx.reset()
     steps = np.stack([ctx.decode([t]) for t in IDS])
-    # llama.cpp itself sums in another order for batches (tinyBLAS) than for one token (vec_dot)
-    np.testing.assert_allclose(steps, batch, rtol=0, atol=2e-4 * np.abs(batch).max())
+    # llama.cpp itself sums in another order for batches (tinyBLAS) than for one token (vec_dot),
+    # and ggraph mirrors both; a last-bit difference can flip one F16 rounding of a cached K/V
+    np.testing.assert_allclose(steps, batch, rtol=0, atol=1e-3 * np.abs(batch).max())
     assert (steps.argmax(1) == batch.argmax(1)).all()
+    assert kl_full(batch, steps).max() < 1e-5
 
 
 def test_small_ubatches_and_last_logits(tiny):

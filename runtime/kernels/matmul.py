@@ -1,9 +1,11 @@
 """Public matmul entry points used by the executor: prepare_weight, mul_mat, get_rows, dequantize_rows.
 
-mul_mat follows llama.cpp's CPU backend: x rows are converted to the weight type's vec_dot type
-(Q8_0/Q8_1/Q8_K/F16/BF16/F32) and dotted block by block with integer sums inside blocks. M > 1
-(prompt) runs 4 tokens per weight unpack, over L1-sized token tiles, with per-token arithmetic
-identical to M == 1 (decode): batched and token-by-token results are bit-identical.
+mul_mat follows llama.cpp's CPU backend (x86, AVX512 build): x rows are converted to the weight
+type's vec_dot type (Q8_0/Q8_1/Q8_K/F16/BF16/F32) and dotted with the float operation order of the
+kernel llama.cpp runs for that type and shape: vec_dot for one token, llamafile's tinyBLAS for
+batches where it applies, the repacked gemv/gemm for the types its CPU backend repacks at load time.
+Batches run 4 tokens per weight unpack, over L1-sized token tiles. Where llama.cpp's one-token and
+batch kernels agree, so do ours, bit for bit.
 """
 import threading
 
@@ -22,11 +24,14 @@ _SCRATCH_MAX = 32
 class PreparedWeight:
     """A weight matrix [ne1 rows x ne0 inputs] kept as its raw GGUF blocks (no dequantized copy)."""
 
-    __slots__ = ("name", "ggml_type", "ne0", "ne1", "raw", "fmt")
+    __slots__ = ("name", "ggml_type", "ne0", "ne1", "raw", "fmt", "packed")
 
     def __init__(self, name, fmt, raw, ne0, ne1):
         self.name, self.fmt, self.raw = name, fmt, raw
         self.ggml_type, self.ne0, self.ne1 = fmt.ggml_type, ne0, ne1
+        # the interleaved copy llama.cpp's CPU backend would repack this matrix into (or None);
+        # get_rows keeps reading `raw`, as llama.cpp's embedding lookups read the plain tensor
+        self.packed = fmt.repack(raw, ne0, ne1) if fmt.repacks is not None and fmt.repacks(ne1) else None
 
     @property
     def nbytes_weights(self):
@@ -71,7 +76,10 @@ def mul_mat(w, x, out):
             scratch.clear()
         bufs = scratch[key] = act.buffers(x.shape[0], x.shape[1])
     xq, a1, a2 = act.convert(x, bufs)
-    w.fmt.matmul(w.raw, xq, a1, a2, out)
+    if w.packed is not None:
+        w.fmt.packed_matmul(w.packed, xq, a1, a2, out)
+    else:
+        w.fmt.matmul(w.raw, xq, a1, a2, out)
 
 
 def _check_ids(w, ids):

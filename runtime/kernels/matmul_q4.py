@@ -1,213 +1,153 @@
 """4-bit 32-blocks: Q4_0 and IQ4_NL (x Q8_0 activations), Q4_1 (x Q8_1 activations).
 
-Blocks are read in place from the GGUF bytes. Two blocks are dotted per 64-byte vector with VNNI lanes
-0-7 / 8-15 (see simd.py), scaled per lane by d_w*d_a and accumulated in float; one horizontal sum per
-row. Signed weights run as unsigned (q+8 for Q4_0, kvalue+128 for IQ4_NL) and the offset is removed
-exactly with the activation block sums, spread as 8 equal per-lane integer corrections (pairs.py).
-Batches run 4 tokens per weight unpack (_row4_*), with the same per-token arithmetic as _row_*.
+Q4_1, and Q4_0 / IQ4_NL matrices whose row count is not a multiple of 8, run llama.cpp's 8-lane
+vec_dot / tinyBLAS arithmetic (pairs.py).
 
-Kernels: mm_*(w [N, row_bytes] u8, qs [M, K] i8, a1, a2, out [M, N] f32), see quantize_act.py for a1/a2.
+Q4_0 / IQ4_NL matrices with a multiple of 8 rows are repacked by llama.cpp's CPU backend at load
+time (repack.cpp, block_q4_0x8 / block_iq4_nlx8) and multiplied by ggml_gemv/gemm_*_8x8_q8_0, whose
+per-output arithmetic is one float chain over the blocks:
+
+    acc = fma(float(exact integer dot of the block), fl(d_w * d_a), acc)      (acc starts at 0)
+
+for one token and for batches alike. repack_q4() mirrors that: 16 rows are interleaved per block
+(their 16 fp16 scales, then for each 4 bytes of qs the 16 rows' copies), so one VNNI dot on a
+broadcast 4-byte activation group advances the block sums of all 16 rows (one row per 32-bit lane).
+Codes run unsigned (Q4_0 q, IQ4_NL kvalue + 128); the offset is removed per block with the
+activation block sum. Batches share each weight unpack between 4 tokens.
+
+Kernels: mm_*(w, qs [M, K] i8, a1, a2, out [M, N] f32), see quantize_act.py for a1/a2; w is the raw
+[N, row_bytes] u8 blocks or, for the packed kernels, repack_q4's [ceil(N/16), K/32, 288] u8.
 """
 import numpy as np
 from numba import njit, prange
 
-from ggraph.runtime.kernels.pairs import tok_q8_0, tok_q8_1
+from ggraph.runtime.kernels import pairs
 from ggraph.runtime.kernels.simd import (
-    IQ4NL_VALUES, cat, dot, dot_acc, f16at, fadd, fadd4, ffma, fhsum, fsplat2, fzero, fzero4, isplat2, lane,
-    load16, load32, lut_iq4, make_halves4, make_load_parts, make_nibbles, nib32, tofloat,
+    IQ4NL_VALUES, band, bcast4, bshr, dot_acc, f16at, ffma, fload_f16, fmul, fsplat, fstore, fzero, flane, iadd,
+    isplat, load64, lut_iq4, tofloat,
 )
 
 ACT_TILE_BYTES = 16384
-ROWS_PER_TASK = 16
+GROUPS_PER_TASK = 2
 _KV = np.array(IQ4NL_VALUES, dtype=np.float32)
 
-
-# ---- Q4_1: d, m (fp16), qs[16]; y = d*q + m; dot = sum_b d_w*d_a*sum(q*a) + m_w*s_a ----------
-# Two loads bring 2 blocks with their scales: a permute lays the nibbles out in activation order,
-# the 4 halves [d1 m1 d2 m2] meet the interleaved activation [d1 s1 d2 s2] in one multiply (Q8_1
-# activations are stored as ds [M, 2*nb]). Batches run 4 tokens per weight unpack (_row4).
-
-# bytes 0-31 of the pair, then bytes 24-39 (qs of block 2) at 32-47
-_LOAD2_Q4_1 = make_load_parts([(0, 32), (24, 16)])
-_NIBS_Q4_1 = make_nibbles(list(range(4, 20)) * 2 + list(range(32, 48)) * 2, [0] * 16 + [1] * 16 + [0] * 16 + [1] * 16)
-_DM_Q4_1 = make_halves4([0, 2, 20, 22])
+mm_q4_1 = pairs.mm_q4_1
+mm_q4_0 = pairs.mm_q4_0          # row counts llama.cpp does not repack
+mm_iq4_nl = pairs.mm_iq4_nl
 
 
-@njit(cache=True, error_model="numpy", inline="always")
-def _end_q4_1(w, wo, qs, ds, m, acc0, acc1, macc0, macc1):
-    """Reduce one token's accumulators, plus the odd last block if any."""
-    nb = ds.shape[1] // 2
-    macc = fadd4(macc0, macc1)
-    res = fhsum(fadd(acc0, acc1)) + (lane(macc, 1) + lane(macc, 3))
-    if nb % 2:
-        b = nb - 1
-        o1 = wo + 20 * b
-        q = nib32(load16(w, o1 + 4))
-        s = load32(qs, m * qs.shape[1] + 32 * b)
-        sc = fsplat2(f16at(w, o1) * ds[m, 2 * b], np.float32(0.0))
-        res += fhsum(ffma(tofloat(dot(cat(q, q), cat(s, s))), sc, fzero())) + f16at(w, o1 + 2) * ds[m, 2 * b + 1]
-    return res
+def repacks(ne1):
+    """Whether llama.cpp's CPU backend repacks a Q4_0 / IQ4_NL matrix of ne1 rows (AVX2 and up)."""
+    return ne1 % 8 == 0
 
 
-@njit(cache=True, error_model="numpy", inline="always")
-def _row_q4_1(w, r, qs, ds, m, out):
-    K = qs.shape[1]
-    wo = r * w.shape[1]
-    a0, a1, ma0, ma1 = fzero(), fzero(), fzero4(), fzero4()   # 2 chains: 1 is latency-bound
-    for b in range(0, K // 32 - 1, 2):
-        v = _LOAD2_Q4_1(w, wo + 20 * b)
-        u, dm = _NIBS_Q4_1(v), _DM_Q4_1(v)
-        a0, ma0 = tok_q8_1(u, dm, qs, m * K + 32 * b, ds, 4 * m * ds.shape[1] + 8 * b, a0, ma0)
-        a0, a1, ma0, ma1 = a1, a0, ma1, ma0
-    out[m, r] = _end_q4_1(w, wo, qs, ds, m, a0, a1, ma0, ma1)
-
-
-@njit(cache=True, error_model="numpy", inline="always")
-def _row4_q4_1(w, r, qs, ds, m, out):
-    """Tokens m..m+3 against row r: the weight unpack is shared, per-token math identical to _row."""
-    K = qs.shape[1]
-    wo = r * w.shape[1]
-    da = 4 * ds.shape[1]
-    a0, a1, ma0, ma1 = fzero(), fzero(), fzero4(), fzero4()
-    b0, b1, mb0, mb1 = fzero(), fzero(), fzero4(), fzero4()
-    c0, c1, mc0, mc1 = fzero(), fzero(), fzero4(), fzero4()
-    d0, d1, md0, md1 = fzero(), fzero(), fzero4(), fzero4()
-    for b in range(0, K // 32 - 1, 2):
-        v = _LOAD2_Q4_1(w, wo + 20 * b)
-        u, dm = _NIBS_Q4_1(v), _DM_Q4_1(v)
-        qo = m * K + 32 * b
-        dso = m * da + 8 * b
-        a0, ma0 = tok_q8_1(u, dm, qs, qo, ds, dso, a0, ma0)
-        b0, mb0 = tok_q8_1(u, dm, qs, qo + K, ds, dso + da, b0, mb0)
-        c0, mc0 = tok_q8_1(u, dm, qs, qo + 2 * K, ds, dso + 2 * da, c0, mc0)
-        d0, md0 = tok_q8_1(u, dm, qs, qo + 3 * K, ds, dso + 3 * da, d0, md0)
-        a0, a1, ma0, ma1 = a1, a0, ma1, ma0
-        b0, b1, mb0, mb1 = b1, b0, mb1, mb0
-        c0, c1, mc0, mc1 = c1, c0, mc1, mc0
-        d0, d1, md0, md1 = d1, d0, md1, md0
-    out[m, r] = _end_q4_1(w, wo, qs, ds, m, a0, a1, ma0, ma1)
-    out[m + 1, r] = _end_q4_1(w, wo, qs, ds, m + 1, b0, b1, mb0, mb1)
-    out[m + 2, r] = _end_q4_1(w, wo, qs, ds, m + 2, c0, c1, mc0, mc1)
-    out[m + 3, r] = _end_q4_1(w, wo, qs, ds, m + 3, d0, d1, md0, md1)
-
-
-@njit(cache=True, parallel=True, error_model="numpy")
-def mm_q4_1(w, qs, a1, a2, out):
-    N, M = w.shape[0], qs.shape[0]
-    for c in prange((N + ROWS_PER_TASK - 1) // ROWS_PER_TASK):
-        mt = max(4, ACT_TILE_BYTES // qs.shape[1] // 4 * 4)   # tokens whose activations stay in L1
-        for m0 in range(0, M, mt):
-            m1 = min(M, m0 + mt)
-            for r in range(c * ROWS_PER_TASK, min(N, (c + 1) * ROWS_PER_TASK)):
-                m = m0
-                while m + 4 <= m1:
-                    _row4_q4_1(w, r, qs, a1, m, out)
-                    m += 4
-                while m < m1:
-                    _row_q4_1(w, r, qs, a1, m, out)
-                    m += 1
-
-
-# ---- Q4_0 (d, qs[16]; y = d*(q-8)) and IQ4_NL (d, qs[16]; y = d*kvalues[q]) ----------------------
-# Same 18-byte layout; `nl` picks the value map. Activations are Q8_0 with (d, sum) interleaved; the
-# offset of the unsigned codes is removed per lane: -8*sum = 8 lanes x -sum, -128*sum = 8 x -16*sum.
-
-_LOAD2_Q4_0 = make_load_parts([(0, 32), (20, 16)])       # block 2's qs (bytes 20-35) at 32-47
-_NIBS_Q4_0 = make_nibbles(list(range(2, 18)) * 2 + list(range(32, 48)) * 2, [0] * 16 + [1] * 16 + [0] * 16 + [1] * 16)
-_DD_Q4_0 = make_halves4([0, 0, 18, 18])
-
-
-@njit(cache=True, error_model="numpy", inline="always")
-def _end_q4_0(w, wo, qs, ds, m, acc0, acc1, nl):
-    nb = ds.shape[1] // 2
-    acc = fadd(acc0, acc1)
-    if nb % 2:   # odd last block alone, second half zero-scaled
-        b = nb - 1
-        o1 = wo + 18 * b
-        q = nib32(load16(w, o1 + 2))
-        u = cat(q, q)
-        if nl:
-            u = lut_iq4(u)
-        s = load32(qs, m * qs.shape[1] + 32 * b)
-        p = dot_acc(isplat2((-16 if nl else -1) * np.int32(ds[m, 2 * b + 1]), 0), u, cat(s, s))
-        acc = ffma(tofloat(p), fsplat2(f16at(w, o1) * ds[m, 2 * b], np.float32(0.0)), acc)
-    return fhsum(acc)
+def repack_q4(raw, ne0, ne1):
+    """[N, K/32 * 18] Q4_0 / IQ4_NL blocks -> [ceil(N/16), K/32, 288]: per 16-row group and block,
+    the 16 fp16 scales, then for c = 0..3 the 16 rows' qs bytes 4c..4c+3 (zero rows pad the group)."""
+    nb = ne0 // 32
+    G = (ne1 + 15) // 16
+    blocks = np.zeros((G * 16, nb, 18), np.uint8)
+    blocks[:ne1] = raw.reshape(ne1, nb, 18)
+    blocks = blocks.reshape(G, 16, nb, 18).transpose(0, 2, 1, 3)          # [G, nb, 16 rows, 18]
+    out = np.empty((G, nb, 288), np.uint8)
+    out[:, :, :32] = blocks[:, :, :, :2].reshape(G, nb, 32)
+    qs = blocks[:, :, :, 2:].reshape(G, nb, 16, 4, 4).transpose(0, 1, 3, 2, 4)   # [G, nb, c, row, 4]
+    out[:, :, 32:] = qs.reshape(G, nb, 256)
+    return out
 
 
 @njit(cache=True, inline="always")
-def _unpack_q4_0(w, o, nl):
-    v = _LOAD2_Q4_0(w, o)
-    u = lut_iq4(_NIBS_Q4_0(v)) if nl else _NIBS_Q4_0(v)
-    return u, _DD_Q4_0(v)
+def _unpack16(P, o, nl):
+    """The 8 code vectors (chunks c = 0..3 low nibbles = elements 4c.., high = 16+4c..) of one
+    16-row block at byte o, as unsigned bytes, and the 16 fp16 scales as float32."""
+    v0, v1, v2, v3 = load64(P, o + 32), load64(P, o + 96), load64(P, o + 160), load64(P, o + 224)
+    l0, l1, l2, l3 = band(v0, 15), band(v1, 15), band(v2, 15), band(v3, 15)
+    h0, h1, h2, h3 = bshr(v0, 4), bshr(v1, 4), bshr(v2, 4), bshr(v3, 4)
+    if nl:
+        l0, l1, l2, l3 = lut_iq4(l0), lut_iq4(l1), lut_iq4(l2), lut_iq4(l3)
+        h0, h1, h2, h3 = lut_iq4(h0), lut_iq4(h1), lut_iq4(h2), lut_iq4(h3)
+    return l0, l1, l2, l3, h0, h1, h2, h3, fload_f16(P, o)
 
 
 @njit(cache=True, error_model="numpy", inline="always")
-def _row_q4_0(w, r, qs, ds, m, out, nl):
-    K = qs.shape[1]
-    k = -16 if nl else -1
-    wo = r * w.shape[1]
-    a0, a1 = fzero(), fzero()
-    for b in range(0, K // 32 - 1, 2):
-        u, dd = _unpack_q4_0(w, wo + 18 * b, nl)
-        a0 = tok_q8_0(u, dd, k, qs, m * K + 32 * b, ds, 4 * m * ds.shape[1] + 8 * b, a0)
-        a0, a1 = a1, a0
-    out[m, r] = _end_q4_0(w, wo, qs, ds, m, a0, a1, nl)
+def _tok16(l0, l1, l2, l3, h0, h1, h2, h3, dw, qs, a1, m, b, K, acc, nl):
+    """acc (one output row per lane) = fma(float(block dot), d_w * d_a, acc) for token m, block b."""
+    a = m * K + 32 * b
+    c = isplat((-128 if nl else -8) * np.int32(a1[m, 2 * b + 1]))   # the unsigned codes' offset
+    lo = dot_acc(c, l0, bcast4(qs, a))
+    hi = dot_acc(isplat(0), h0, bcast4(qs, a + 16))
+    lo = dot_acc(lo, l1, bcast4(qs, a + 4))
+    hi = dot_acc(hi, h1, bcast4(qs, a + 20))
+    lo = dot_acc(lo, l2, bcast4(qs, a + 8))
+    hi = dot_acc(hi, h2, bcast4(qs, a + 24))
+    lo = dot_acc(lo, l3, bcast4(qs, a + 12))
+    hi = dot_acc(hi, h3, bcast4(qs, a + 28))
+    return ffma(tofloat(iadd(lo, hi)), fmul(dw, fsplat(a1[m, 2 * b])), acc)
 
 
 @njit(cache=True, error_model="numpy", inline="always")
-def _row4_q4_0(w, r, qs, ds, m, out, nl):
+def _put(out, m, g, acc):
+    r0 = 16 * g
+    if r0 + 16 <= out.shape[1]:
+        fstore(out, 4 * (m * out.shape[1] + r0), acc)
+    else:
+        for i in range(out.shape[1] - r0):
+            out[m, r0 + i] = flane(acc, i)
+
+
+@njit(cache=True, error_model="numpy", inline="always")
+def _group1(P, g, qs, a1, m, out, nl):
     K = qs.shape[1]
-    k = -16 if nl else -1
-    wo = r * w.shape[1]
-    da = 4 * ds.shape[1]
-    a0, a1, b0, b1, c0, c1, d0, d1 = fzero(), fzero(), fzero(), fzero(), fzero(), fzero(), fzero(), fzero()
-    for b in range(0, K // 32 - 1, 2):
-        u, dd = _unpack_q4_0(w, wo + 18 * b, nl)
-        qo = m * K + 32 * b
-        dso = m * da + 8 * b
-        a0 = tok_q8_0(u, dd, k, qs, qo, ds, dso, a0)
-        b0 = tok_q8_0(u, dd, k, qs, qo + K, ds, dso + da, b0)
-        c0 = tok_q8_0(u, dd, k, qs, qo + 2 * K, ds, dso + 2 * da, c0)
-        d0 = tok_q8_0(u, dd, k, qs, qo + 3 * K, ds, dso + 3 * da, d0)
-        a0, a1, b0, b1, c0, c1, d0, d1 = a1, a0, b1, b0, c1, c0, d1, d0
-    out[m, r] = _end_q4_0(w, wo, qs, ds, m, a0, a1, nl)
-    out[m + 1, r] = _end_q4_0(w, wo, qs, ds, m + 1, b0, b1, nl)
-    out[m + 2, r] = _end_q4_0(w, wo, qs, ds, m + 2, c0, c1, nl)
-    out[m + 3, r] = _end_q4_0(w, wo, qs, ds, m + 3, d0, d1, nl)
+    nb = K // 32
+    acc = fzero()
+    for b in range(nb):
+        l0, l1, l2, l3, h0, h1, h2, h3, dw = _unpack16(P, 288 * (g * nb + b), nl)
+        acc = _tok16(l0, l1, l2, l3, h0, h1, h2, h3, dw, qs, a1, m, b, K, acc, nl)
+    _put(out, m, g, acc)
 
 
-@njit(cache=True, parallel=True, error_model="numpy")
-def mm_q4_0(w, qs, a1, a2, out):
-    N, M = w.shape[0], qs.shape[0]
-    for c in prange((N + ROWS_PER_TASK - 1) // ROWS_PER_TASK):
-        mt = max(4, ACT_TILE_BYTES // qs.shape[1] // 4 * 4)
+@njit(cache=True, error_model="numpy", inline="always")
+def _group4(P, g, qs, a1, m, out, nl):
+    K = qs.shape[1]
+    nb = K // 32
+    acc0, acc1, acc2, acc3 = fzero(), fzero(), fzero(), fzero()
+    for b in range(nb):
+        l0, l1, l2, l3, h0, h1, h2, h3, dw = _unpack16(P, 288 * (g * nb + b), nl)
+        acc0 = _tok16(l0, l1, l2, l3, h0, h1, h2, h3, dw, qs, a1, m, b, K, acc0, nl)
+        acc1 = _tok16(l0, l1, l2, l3, h0, h1, h2, h3, dw, qs, a1, m + 1, b, K, acc1, nl)
+        acc2 = _tok16(l0, l1, l2, l3, h0, h1, h2, h3, dw, qs, a1, m + 2, b, K, acc2, nl)
+        acc3 = _tok16(l0, l1, l2, l3, h0, h1, h2, h3, dw, qs, a1, m + 3, b, K, acc3, nl)
+    _put(out, m, g, acc0)
+    _put(out, m + 1, g, acc1)
+    _put(out, m + 2, g, acc2)
+    _put(out, m + 3, g, acc3)
+
+
+@njit(cache=True, error_model="numpy", inline="always")
+def _mm_packed(P, qs, a1, out, nl):
+    G, M = P.shape[0], qs.shape[0]
+    for c in prange((G + GROUPS_PER_TASK - 1) // GROUPS_PER_TASK):
+        mt = max(4, ACT_TILE_BYTES // qs.shape[1] // 4 * 4)   # tokens whose activations stay in L1
         for m0 in range(0, M, mt):
             m1 = min(M, m0 + mt)
-            for r in range(c * ROWS_PER_TASK, min(N, (c + 1) * ROWS_PER_TASK)):
+            for g in range(c * GROUPS_PER_TASK, min(G, (c + 1) * GROUPS_PER_TASK)):
                 m = m0
                 while m + 4 <= m1:
-                    _row4_q4_0(w, r, qs, a1, m, out, False)
+                    _group4(P, g, qs, a1, m, out, nl)
                     m += 4
                 while m < m1:
-                    _row_q4_0(w, r, qs, a1, m, out, False)
+                    _group1(P, g, qs, a1, m, out, nl)
                     m += 1
 
 
 @njit(cache=True, parallel=True, error_model="numpy")
-def mm_iq4_nl(w, qs, a1, a2, out):
-    N, M = w.shape[0], qs.shape[0]
-    for c in prange((N + ROWS_PER_TASK - 1) // ROWS_PER_TASK):
-        mt = max(4, ACT_TILE_BYTES // qs.shape[1] // 4 * 4)
-        for m0 in range(0, M, mt):
-            m1 = min(M, m0 + mt)
-            for r in range(c * ROWS_PER_TASK, min(N, (c + 1) * ROWS_PER_TASK)):
-                m = m0
-                while m + 4 <= m1:
-                    _row4_q4_0(w, r, qs, a1, m, out, True)
-                    m += 4
-                while m < m1:
-                    _row_q4_0(w, r, qs, a1, m, out, True)
-                    m += 1
+def mm_q4_0_packed(P, qs, a1, a2, out):
+    _mm_packed(P, qs, a1, out, False)
+
+
+@njit(cache=True, parallel=True, error_model="numpy")
+def mm_iq4_nl_packed(P, qs, a1, a2, out):
+    _mm_packed(P, qs, a1, out, True)
 
 
 # ---- dequantization (same float32 operation order as gguf.quants / ggml) ------------------------

@@ -1,25 +1,287 @@
-"""Per-token steps shared by the 32-block formats, which all work on pairs of blocks.
+"""32-element block formats with llama.cpp's 8-lane dot: Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, IQ4_NL.
 
-A kernel unpacks 2 weight blocks once into u (64 unsigned codes in activation order) plus their fp16
-scales, then calls one of these per token (4 tokens share an unpack in batches). Keeping the
-per-token arithmetic in one place makes the 1-token and 4-token paths bit-identical.
+llama.cpp's x86 vec_dot (one token, ggml_vec_dot_*_q8_*) and llamafile's tinyBLAS_Q0_AVX (batches of
+>= 2 tokens: Q8_0, Q4_0, Q5_0, IQ4_NL) compute every output the same way (AVX2 __m256 code, also in
+the AVX512 build):
+
+    acc[0..7] = 0
+    for each block b:   lane i of the block = exact integer sum of the 4 products of elements 4i..4i+3
+                        acc[i] = fma(fl(d_w * d_a), float(lane i), acc[i])
+    out = hsum_float_8(acc)  ((acc_i + acc_{i+4}), then (r0 + r2) + (r1 + r3))
+          + summs for Q4_1 / Q5_1, where summs = fma(m_w, s_a, summs) over the blocks (GCC contracts it)
+
+ggml_vec_dot_iq4_nl_q8_0 (one token) differs: even and odd blocks go to two accumulators that are
+added before the reduction, and an odd last block is added after it as fl(float(sum) * d).
+
+Here one 16-lane vector holds two weight rows (lanes 0-7 row r, lanes 8-15 row r+1), so each VNNI
+dot / fma does the block of both rows. Weights run as unsigned codes (Q4_0 q, Q5_0 q, IQ4_NL
+kvalue+128, Q8_0 q+128); the offset is removed exactly per lane with the activation's 4-sums
+(quantize_act: a2 = -128 * sum of 4, arithmetic-shifted for the smaller offsets). Batches share each
+weight unpack between 4 tokens; per-token arithmetic is the one above.
+
+Q4_0 and IQ4_NL weights whose row count is a multiple of 8 are repacked by llama.cpp at load time and
+use another order (matmul_q4.py); this module serves them otherwise.
 """
-from numba import njit
+import numpy as np
+from numba import njit, prange
 
-from ggraph.runtime.kernels.simd import corr13, dot, dot_acc, fadd4, ffma, fload4, fmul4, lanes02, load64, tofloat
+from ggraph.runtime.kernels.simd import (
+    bcast32, bor, bxor, cat, dot, dot_acc, f16at, fadd, ffma, ffma4, fhsum8_hi, fhsum8_lo, fload2x2, fmul4,
+    fpair4, fzero, fzero4, halves2, hbits2, iload8x2, isar, lane, lanes02, load32, lut_iq4, nib2, prefetch, tofloat,
+)
+
+Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, IQ4_NL = 0, 1, 2, 3, 4, 5
+# bytes per block
+_BB = (18, 20, 22, 24, 34, 18)
+ACT_TILE_BYTES = 16384
+ROWS_PER_TASK = 16
+PREFETCH_BYTES = 8192   # decode kernels prefetch the rows at least this far ahead
 
 
 @njit(cache=True, inline="always")
-def tok_q8_0(u, dd, k, qs, qo, ds, dso, acc):
-    """x Q8_0 activations (ds = interleaved (d, sum)): dd = [dw1, dw1, dw2, dw2]; the unsigned codes'
-    offset is removed exactly as k * sum per lane (8 lanes per block)."""
-    a4 = fload4(ds, dso)                                 # [da1, sum1, da2, sum2]
-    p = dot_acc(corr13(a4, k), u, load64(qs, qo))
-    return ffma(tofloat(p), lanes02(fmul4(dd, a4)), acc)
+def _unpack2(w, o0, o1, fmt):
+    """Blocks at byte offsets o0 (row r) and o1 (row r+1): 64 unsigned codes (each row in element
+    order) and F32x4 [d0, m0, d1, m1] (Q4_1 / Q5_1) or [d0, d0, d1, d1]."""
+    if fmt == Q4_0 or fmt == IQ4_NL:
+        u = nib2(w, o0 + 2, o1 + 2)
+        if fmt == IQ4_NL:
+            u = lut_iq4(u)
+    elif fmt == Q4_1:
+        u = nib2(w, o0 + 4, o1 + 4)
+    elif fmt == Q5_0:
+        u = bor(nib2(w, o0 + 6, o1 + 6), hbits2(w, o0 + 2, o1 + 2))
+    elif fmt == Q5_1:
+        u = bor(nib2(w, o0 + 8, o1 + 8), hbits2(w, o0 + 4, o1 + 4))
+    else:
+        u = bxor(cat(load32(w, o0 + 2), load32(w, o1 + 2)), 0x80)
+    if fmt == Q4_1 or fmt == Q5_1:
+        return u, halves2(w, o0, o1)
+    return u, fpair4(f16at(w, o0), f16at(w, o1))
 
 
 @njit(cache=True, inline="always")
-def tok_q8_1(u, dm, qs, qo, ds, dso, acc, macc):
-    """x Q8_1 activations (ds = interleaved (d, s)): dm = [d1, m1, d2, m2]; the m*s terms go to macc."""
-    sc = fmul4(dm, fload4(ds, dso))                      # [d1*da1, m1*s1, d2*da2, m2*s2]
-    return ffma(tofloat(dot(u, load64(qs, qo))), lanes02(sc), acc), fadd4(macc, sc)
+def _has_min(fmt):
+    return fmt == Q4_1 or fmt == Q5_1
+
+
+@njit(cache=True, inline="always")
+def _lanes(u, qs, a2, m, b, K, fmt):
+    """The 16 exact integer lanes of the block pair against token m's block b."""
+    a = bcast32(qs, m * K + 32 * b)
+    if _has_min(fmt):
+        return dot(u, a)
+    c = iload8x2(a2, 4 * (m * (K // 4) + 8 * b))   # -128 x 4-sums of the activations
+    if fmt == Q4_0:
+        c = isar(c, 4)        # -8 x
+    elif fmt == Q5_0:
+        c = isar(c, 3)        # -16 x
+    return dot_acc(c, u, a)
+
+
+@njit(cache=True, inline="always")
+def _ds(a1, m, b):
+    """F32x4 [d_a, s_a, d_a, s_a] of token m's block b (s_a: Q8_1's s, or Q8_0's exact sum)."""
+    return fload2x2(a1, 4 * (m * a1.shape[1] + 2 * b))
+
+
+@njit(cache=True, error_model="numpy", inline="always")
+def _tok(u, dm, ds, qs, a2, m, b, K, acc, fmt):
+    """acc = fma(d_w * d_a, lanes, acc) for token m, block b (both rows)."""
+    return ffma(lanes02(fmul4(dm, ds)), tofloat(_lanes(u, qs, a2, m, b, K, fmt)), acc)
+
+
+@njit(cache=True, error_model="numpy", inline="always")
+def _mins(dm, ds, sm, fmt):
+    """Lanes 1 and 3: summs = fma(m_w, s_a, summs) of the two rows (other lanes unused)."""
+    if _has_min(fmt):
+        return ffma4(dm, ds, sm)
+    return sm
+
+
+@njit(cache=True, error_model="numpy", inline="always")
+def _store(out, m, r0, r1, acc, sm, fmt):
+    if _has_min(fmt):
+        out[m, r0] = fhsum8_lo(acc) + lane(sm, 1)
+        if r1 != r0:
+            out[m, r1] = fhsum8_hi(acc) + lane(sm, 3)
+    else:
+        out[m, r0] = fhsum8_lo(acc)
+        if r1 != r0:
+            out[m, r1] = fhsum8_hi(acc)
+
+
+@njit(cache=True, error_model="numpy", inline="always")
+def _pair1(w, r0, r1, qs, a1, a2, m, out, fmt):
+    """Rows r0, r1 (r1 == r0: one row) x token m."""
+    K = qs.shape[1]
+    bb = _BB[fmt]
+    w0, w1 = r0 * w.shape[1], r1 * w.shape[1]
+    acc, sm = fzero(), fzero4()
+    for b in range(K // 32):
+        u, dm = _unpack2(w, w0 + bb * b, w1 + bb * b, fmt)
+        ds = _ds(a1, m, b)
+        acc = _tok(u, dm, ds, qs, a2, m, b, K, acc, fmt)
+        sm = _mins(dm, ds, sm, fmt)
+    _store(out, m, r0, r1, acc, sm, fmt)
+
+
+@njit(cache=True, error_model="numpy", inline="always")
+def _quad1(w, r0, qs, a1, a2, m, out, fmt):
+    """Rows r0..r0+3 (two pairs: two independent chains in flight) x token m."""
+    K = qs.shape[1]
+    bb = _BB[fmt]
+    w0 = r0 * w.shape[1]
+    rb = w.shape[1]
+    ahead = max(4 * rb, PREFETCH_BYTES)
+    acc, acc2, sm, sm2 = fzero(), fzero(), fzero4(), fzero4()
+    for b in range(K // 32):
+        o = w0 + bb * b
+        nxt = w0 + ahead + 192 * b   # the rows ahead, 3 lines per block: in cache when they start
+        prefetch(w, nxt)
+        prefetch(w, nxt + 64)
+        prefetch(w, nxt + 128)
+        ds = _ds(a1, m, b)
+        u, dm = _unpack2(w, o, o + rb, fmt)
+        acc = _tok(u, dm, ds, qs, a2, m, b, K, acc, fmt)
+        sm = _mins(dm, ds, sm, fmt)
+        u2, dm2 = _unpack2(w, o + 2 * rb, o + 3 * rb, fmt)
+        acc2 = _tok(u2, dm2, ds, qs, a2, m, b, K, acc2, fmt)
+        sm2 = _mins(dm2, ds, sm2, fmt)
+    _store(out, m, r0, r0 + 1, acc, sm, fmt)
+    _store(out, m, r0 + 2, r0 + 3, acc2, sm2, fmt)
+
+
+@njit(cache=True, error_model="numpy", inline="always")
+def _pair4(w, r0, r1, qs, a1, a2, m, out, fmt):
+    """Rows r0, r1 x tokens m..m+3, sharing each weight unpack; per-token math as in _pair1."""
+    K = qs.shape[1]
+    bb = _BB[fmt]
+    w0, w1 = r0 * w.shape[1], r1 * w.shape[1]
+    acc0, acc1, acc2, acc3 = fzero(), fzero(), fzero(), fzero()
+    sm0, sm1, sm2, sm3 = fzero4(), fzero4(), fzero4(), fzero4()
+    for b in range(K // 32):
+        u, dm = _unpack2(w, w0 + bb * b, w1 + bb * b, fmt)
+        ds0, ds1, ds2, ds3 = _ds(a1, m, b), _ds(a1, m + 1, b), _ds(a1, m + 2, b), _ds(a1, m + 3, b)
+        acc0 = _tok(u, dm, ds0, qs, a2, m, b, K, acc0, fmt)
+        acc1 = _tok(u, dm, ds1, qs, a2, m + 1, b, K, acc1, fmt)
+        acc2 = _tok(u, dm, ds2, qs, a2, m + 2, b, K, acc2, fmt)
+        acc3 = _tok(u, dm, ds3, qs, a2, m + 3, b, K, acc3, fmt)
+        sm0, sm1 = _mins(dm, ds0, sm0, fmt), _mins(dm, ds1, sm1, fmt)
+        sm2, sm3 = _mins(dm, ds2, sm2, fmt), _mins(dm, ds3, sm3, fmt)
+    _store(out, m, r0, r1, acc0, sm0, fmt)
+    _store(out, m + 1, r0, r1, acc1, sm1, fmt)
+    _store(out, m + 2, r0, r1, acc2, sm2, fmt)
+    _store(out, m + 3, r0, r1, acc3, sm3, fmt)
+
+
+@njit(cache=True, error_model="numpy", inline="always")
+def _mm(w, qs, a1, a2, out, fmt):
+    N, M = w.shape[0], qs.shape[0]
+    for c in prange((N + ROWS_PER_TASK - 1) // ROWS_PER_TASK):
+        mt = max(4, ACT_TILE_BYTES // qs.shape[1] // 4 * 4)   # tokens whose activations stay in L1
+        r_end = min(N, (c + 1) * ROWS_PER_TASK)
+        for m0 in range(0, M, mt):
+            m1 = min(M, m0 + mt)
+            if m1 - m0 == 1:   # one token: two row pairs at a time (two fma chains in flight)
+                for r in range(c * ROWS_PER_TASK, r_end, 4):
+                    if r + 3 < r_end:
+                        _quad1(w, r, qs, a1, a2, m0, out, fmt)
+                    else:
+                        for rr in range(r, r_end, 2):
+                            _pair1(w, rr, min(rr + 1, r_end - 1), qs, a1, a2, m0, out, fmt)
+                continue
+            for r in range(c * ROWS_PER_TASK, r_end, 2):
+                r1 = min(r + 1, r_end - 1)
+                m = m0
+                while m + 4 <= m1:
+                    _pair4(w, r, r1, qs, a1, a2, m, out, fmt)
+                    m += 4
+                while m < m1:
+                    _pair1(w, r, r1, qs, a1, a2, m, out, fmt)
+                    m += 1
+
+
+# ---- ggml_vec_dot_iq4_nl_q8_0 (one token, weights not repacked) ----------------------------------
+
+_KV = np.array([-127, -104, -83, -65, -49, -35, -22, -10, 1, 13, 25, 38, 53, 69, 89, 113], np.int32)
+
+
+@njit(cache=True, inline="always")
+def _iq4nl_isum(w, r, ob, qs, e0):
+    """Exact integer dot of row r's IQ4_NL block at byte ob with token 0's elements e0..e0+31."""
+    s = 0
+    for j in range(16):
+        byte = w[r, ob + 2 + j]
+        s += _KV[byte & 15] * np.int32(qs[0, e0 + j]) + _KV[byte >> 4] * np.int32(qs[0, e0 + j + 16])
+    return s
+
+
+@njit(cache=True, error_model="numpy", inline="always")
+def _iq4nl_vec_pair(w, r0, r1, qs, a1, a2, out):
+    K = qs.shape[1]
+    nb = K // 32
+    w0, w1 = r0 * w.shape[1], r1 * w.shape[1]
+    acc_e, acc_o = fzero(), fzero()
+    for b in range(0, nb - 1, 2):
+        u, dm = _unpack2(w, w0 + 18 * b, w1 + 18 * b, IQ4_NL)
+        acc_e = _tok(u, dm, _ds(a1, 0, b), qs, a2, 0, b, K, acc_e, IQ4_NL)
+        u, dm = _unpack2(w, w0 + 18 * (b + 1), w1 + 18 * (b + 1), IQ4_NL)
+        acc_o = _tok(u, dm, _ds(a1, 0, b + 1), qs, a2, 0, b + 1, K, acc_o, IQ4_NL)
+    acc = fadd(acc_e, acc_o)
+    t0, t1 = fhsum8_lo(acc), fhsum8_hi(acc)
+    if nb % 2:   # the last block: sumf += float(sumi) * (d_a * d_w), not fused
+        b = nb - 1
+        da = a1[0, 2 * b]
+        t0 += np.float32(_iq4nl_isum(w, r0, 18 * b, qs, 32 * b)) * (da * f16at(w, w0 + 18 * b))
+        t1 += np.float32(_iq4nl_isum(w, r1, 18 * b, qs, 32 * b)) * (da * f16at(w, w1 + 18 * b))
+    out[0, r0] = t0
+    if r1 != r0:
+        out[0, r1] = t1
+
+
+@njit(cache=True, parallel=True, error_model="numpy")
+def _mm_iq4nl_vec(w, qs, a1, a2, out):
+    N = w.shape[0]
+    for c in prange((N + ROWS_PER_TASK - 1) // ROWS_PER_TASK):
+        r_end = min(N, (c + 1) * ROWS_PER_TASK)
+        for r in range(c * ROWS_PER_TASK, r_end, 2):
+            _iq4nl_vec_pair(w, r, min(r + 1, r_end - 1), qs, a1, a2, out)
+
+
+# One parallel kernel per format so `fmt` is a compile-time constant.
+@njit(cache=True, parallel=True, error_model="numpy")
+def mm_q4_0(w, qs, a1, a2, out):
+    _mm(w, qs, a1, a2, out, Q4_0)
+
+
+@njit(cache=True, parallel=True, error_model="numpy")
+def mm_q4_1(w, qs, a1, a2, out):
+    _mm(w, qs, a1, a2, out, Q4_1)
+
+
+@njit(cache=True, parallel=True, error_model="numpy")
+def mm_q5_0(w, qs, a1, a2, out):
+    _mm(w, qs, a1, a2, out, Q5_0)
+
+
+@njit(cache=True, parallel=True, error_model="numpy")
+def mm_q5_1(w, qs, a1, a2, out):
+    _mm(w, qs, a1, a2, out, Q5_1)
+
+
+@njit(cache=True, parallel=True, error_model="numpy")
+def mm_q8_0(w, qs, a1, a2, out):
+    _mm(w, qs, a1, a2, out, Q8_0)
+
+
+@njit(cache=True, parallel=True, error_model="numpy")
+def _mm_iq4nl_batch(w, qs, a1, a2, out):
+    _mm(w, qs, a1, a2, out, IQ4_NL)
+
+
+def mm_iq4_nl(w, qs, a1, a2, out):
+    """tinyBLAS for >= 2 tokens, ggml_vec_dot_iq4_nl_q8_0 for one."""
+    if qs.shape[0] == 1:
+        _mm_iq4nl_vec(w, qs, a1, a2, out)
+    else:
+        _mm_iq4nl_batch(w, qs, a1, a2, out)

@@ -5,7 +5,8 @@ Each entry: block geometry, the activation (vec_dot) type llama.cpp's CPU backen
 here plus its kernels in a matmul_*.py file.
 
 Kernel contract: matmul(w_raw u8 [N, row_bytes], xq, a1, a2, out f32 [M, N]) where (xq, a1, a2) come
-from ACTIVATIONS[vec_dot].convert(x, bufs); dequant(w_raw, rows int64 [R], out f32 [R, ne0]).
+from ACTIVATIONS[vec_dot].convert(x, bufs) (packed_matmul: the same with the repacked weight);
+dequant(w_raw, rows int64 [R], out f32 [R, ne0]).
 """
 from dataclasses import dataclass
 from typing import Callable
@@ -30,6 +31,11 @@ class QuantFormat:
     vec_dot: str         # activation type: key of ACTIVATIONS
     matmul: Callable
     dequant: Callable
+    # load-time repack llama.cpp's CPU backend does for this type (its "extra buffer"): when
+    # repacks(ne1), prepare_weight keeps repack(raw, ne0, ne1) and mul_mat runs packed_matmul on it
+    repacks: Callable = None
+    repack: Callable = None
+    packed_matmul: Callable = None
 
     def row_bytes(self, ne0):
         return ne0 // self.block_size * self.block_bytes
@@ -69,7 +75,7 @@ def _with(fn, *extra):
 FORMATS = {f.ggml_type: f for f in (
     QuantFormat("F32", 0, 1, 4, "F32", mf.mm_f32, mf.deq_f32),
     QuantFormat("F16", 1, 1, 2, "F16", mf.mm_f16, mf.deq_f16),
-    QuantFormat("Q4_0", 2, 32, 18, "Q8_0", m4.mm_q4_0, m4.deq_q4_0),
+    QuantFormat("Q4_0", 2, 32, 18, "Q8_0", m4.mm_q4_0, m4.deq_q4_0, m4.repacks, m4.repack_q4, m4.mm_q4_0_packed),
     QuantFormat("Q4_1", 3, 32, 20, "Q8_1", m4.mm_q4_1, m4.deq_q4_1),
     QuantFormat("Q5_0", 6, 32, 22, "Q8_0", m5.mm_q5_0, _with(m5.deq_q5, False)),
     QuantFormat("Q5_1", 7, 32, 24, "Q8_1", m5.mm_q5_1, _with(m5.deq_q5, True)),
@@ -79,7 +85,8 @@ FORMATS = {f.ggml_type: f for f in (
     QuantFormat("Q4_K", 12, 256, 144, "Q8_K", mk.mm_q4_k, _with(mk.deq_q4_k, False)),
     QuantFormat("Q5_K", 13, 256, 176, "Q8_K", mk.mm_q5_k, _with(mk.deq_q4_k, True)),
     QuantFormat("Q6_K", 14, 256, 210, "Q8_K", mk.mm_q6_k, mk.deq_q6_k),
-    QuantFormat("IQ4_NL", 20, 32, 18, "Q8_0", m4.mm_iq4_nl, m4.deq_iq4_nl),
+    QuantFormat("IQ4_NL", 20, 32, 18, "Q8_0", m4.mm_iq4_nl, m4.deq_iq4_nl, m4.repacks, m4.repack_q4,
+                m4.mm_iq4_nl_packed),
     QuantFormat("IQ4_XS", 23, 256, 136, "Q8_K", mk.mm_iq4_xs, mk.deq_iq4_xs),
     QuantFormat("BF16", 30, 1, 2, "BF16", mf.mm_bf16, mf.deq_bf16),
 )}

@@ -6,8 +6,10 @@ Q8_K (quantize_row_q8_K_ref): per 256 values the signed extreme `max`, iscale = 
 q = min(127, nearest_int(iscale*x)), d = 1/iscale (float32), bsums = sums of 16 q.
 
 Every quantizer returns (qs int8 [M, K], a1, a2) with per-block side arrays:
-  Q8_0: a1 = (d, sum(q)) interleaved per block [M, 2*K/32] float32 (d fp16-rounded, the sum exact;
-        it lets kernels run signed weights as unsigned + offset, exactly); a2 = a1
+  Q8_0: a1 = (d, sum(q)) interleaved per block [M, 2*K/32] float32 (d fp16-rounded, the sum exact);
+        a2 = -128 * (sum of each 4 consecutive q) int32 [M, K/4]. Kernels run signed weights as
+        unsigned (+ an offset, 128 or a power of two below) in VNNI dots and remove the offset
+        exactly: per 32-bit lane (llama.cpp's 8-lane vec_dot sums) with a2, per block with the sum.
   Q8_1: a1 = (d, s) interleaved per block, float32 fp16-rounded [M, 2*K/32]; a2 = a1
   (interleaving lets a kernel fetch both values of 2 blocks with one 16-byte load)
   Q8_K: a1 = d (float32) [M, K/256], a2 = bsums int32 [M, K/16]
@@ -15,30 +17,34 @@ Every quantizer returns (qs int8 [M, K], a1, a2) with per-block side arrays:
 import numpy as np
 from numba import njit, prange
 
-from ggraph.runtime.kernels.simd import fabs, fhmax, fload, fmax, fmul, fsplat, round_f16, store_q8
+from ggraph.runtime.kernels.simd import fabs, fhmax, fload, fmax, fmul, fsplat, round_f16, store_q8, store_q8_g4
 
 _F127 = np.float32(127.0)
 
 
 @njit(cache=True, error_model="numpy", inline="always")
-def _q8_block(x, xo, qs, qo):
-    """Quantize 32 floats at byte xo of x into qs at byte qo; returns (d unrounded, sum of q)."""
+def _q8_block(x, xo, qs, qo, g4, go, kind):
+    """Quantize 32 floats at byte xo of x into qs at byte qo (kind 0: also the -128 x 4-sums into g4
+    at byte go); returns (d unrounded, sum of q)."""
     v0 = fload(x, xo)
     v1 = fload(x, xo + 64)
     amax = fhmax(fmax(fabs(v0), fabs(v1)))
     d = amax / _F127
     inv = _F127 / amax if amax != 0 else np.float32(0.0)
     sc = fsplat(inv)
+    if kind == 0:
+        return d, store_q8_g4(fmul(v0, sc), qs, qo, g4, go) + store_q8_g4(fmul(v1, sc), qs, qo + 16, g4, go + 16)
     return d, store_q8(fmul(v0, sc), qs, qo) + store_q8(fmul(v1, sc), qs, qo + 16)
 
 
 @njit(cache=True, error_model="numpy")
 def _q8_rows(x, m0, m1, qs, a1, a2, kind):
-    # kind 0: Q8_0 (d, exact sum), kind 1: Q8_1 (d, fp16(d*sum)); a1 is the interleaved pair array
+    # kind 0: Q8_0 (d, exact sum) + a2 lane corrections, kind 1: Q8_1 (d, fp16(d*sum)); a1 is the
+    # interleaved pair array
     K = x.shape[1]
     for m in range(m0, m1):
         for b in range(K // 32):
-            d, isum = _q8_block(x, 4 * (m * K + 32 * b), qs, m * K + 32 * b)
+            d, isum = _q8_block(x, 4 * (m * K + 32 * b), qs, m * K + 32 * b, a2, 4 * (m * (K // 4) + 8 * b), kind)
             a1[m, 2 * b] = round_f16(d)
             if kind == 0:
                 a1[m, 2 * b + 1] = np.float32(isum)   # exact: |sum| <= 32*127
@@ -99,6 +105,8 @@ def _q8(x, kind, bufs):
 def q8_buffers(M, K, kind):
     """Output arrays for quantize_q8_0 (kind 0) / quantize_q8_1 (kind 1); mul_mat reuses them."""
     ds = np.empty((M, K // 16), np.float32)   # interleaved (d, sum or s) per block
+    if kind == 0:
+        return np.empty((M, K), np.int8), ds, np.empty((M, K // 4), np.int32)
     return np.empty((M, K), np.int8), ds, ds
 
 

@@ -339,6 +339,16 @@ def fload4(typingctx, arr, off):
 
 
 @intrinsic
+def fsplat4(typingctx, a):
+    if not isinstance(a, types.Float):
+        return None
+
+    def cg(context, builder, sig, args):
+        return _splat(builder, context.cast(builder, args[0], sig.args[0], types.float32), F32x4.llty)
+    return F32x4(a), cg
+
+
+@intrinsic
 def fzero4(typingctx):
     def cg(context, builder, sig, args):
         return ir.Constant(F32x4.llty, None)
@@ -514,7 +524,9 @@ def _make_ibinop_scalar(op):
 
 
 iand = _make_ibinop_scalar("and_")
+ishl = _make_ibinop_scalar("shl")
 ishr = _make_ibinop_scalar("lshr")
+isar = _make_ibinop_scalar("ashr")   # arithmetic
 
 
 def make_scale_decoder(a_idx, a_shift, a_mask, b_idx, b_shift, b_mask, bias):
@@ -760,6 +772,32 @@ def fhmax(typingctx, a):
 
 
 @intrinsic
+def store_q8_g4(typingctx, v, arr, off, sarr, soff):
+    """store_q8, and also the 4 sums of 4 consecutive codes, times -128, as int32 at byte `soff` of
+    sarr (the per-lane corrections of a VNNI dot whose other operand carries a +128 offset)."""
+    if not (v == F32x16 and _is_arr(arr) and isinstance(off, types.Integer) and _is_arr(sarr)
+            and isinstance(soff, types.Integer)):
+        return None
+
+    def cg(context, builder, sig, args):
+        fn = cgutils.get_or_insert_function(builder.module, ir.FunctionType(F32x16.llty, [F32x16.llty]),
+                                            "llvm.roundeven.v16f32")
+        r = builder.call(fn, [args[0]])
+        q = builder.fptosi(r, I32x16.llty)
+        c127 = _cint(I32x16.llty, 127)
+        q = builder.select(builder.icmp_signed(">", q, c127), c127, q)
+        p = _addr(context, builder, sig.args[1], args[1], args[2], sig.args[2])
+        builder.store(builder.trunc(q, _vt(_I8, 16)), builder.bitcast(p, _vt(_I8, 16).as_pointer()), align=1)
+        g = _shuf(builder, q, q, range(0, 16, 4))
+        for k in range(1, 4):
+            g = builder.add(g, _shuf(builder, q, q, range(k, 16, 4)))
+        ps = _addr(context, builder, sig.args[3], args[3], args[4], sig.args[4])
+        builder.store(builder.mul(g, _cint(_vt(_I32, 4), -128)), builder.bitcast(ps, _vt(_I32, 4).as_pointer()), align=1)
+        return _hsum_tree(builder, q, builder.add)
+    return types.int32(v, arr, off, sarr, soff), cg
+
+
+@intrinsic
 def store_q8(typingctx, v, arr, off):
     """Round 16 floats half-to-even, clamp to <= 127, store as int8 at byte `off` of arr; return their sum."""
     if not (v == F32x16 and _is_arr(arr) and isinstance(off, types.Integer)):
@@ -776,6 +814,355 @@ def store_q8(typingctx, v, arr, off):
         builder.store(builder.trunc(q, _vt(_I8, 16)), builder.bitcast(p, _vt(_I8, 16).as_pointer()), align=1)
         return _hsum_tree(builder, q, builder.add)
     return types.int32(v, arr, off), cg
+
+
+# ---- llama.cpp's 8-lane (AVX2 __m256) accumulators, two rows per 16-lane vector ----------------------
+
+def _hsum8_ir(builder, v, base):
+    """hsum_float_8 (ggml x86 quants.c) of lanes base..base+7: (x_i + x_{i+4}) for i < 4, then
+    (r0 + r2) + (r1 + r3)."""
+    r = builder.fadd(_shuf(builder, v, v, [base + 4 + i for i in range(4)]), _shuf(builder, v, v, [base + i for i in range(4)]))
+    t = builder.fadd(r, _shuf(builder, r, r, [2, 3, 2, 3]))
+    return builder.fadd(builder.extract_element(t, ir.Constant(_I32, 0)), builder.extract_element(t, ir.Constant(_I32, 1)))
+
+
+@intrinsic
+def fhsum8_lo(typingctx, a):
+    """hsum_float_8 of lanes 0-7 (llama.cpp's reduction of one __m256 accumulator)."""
+    if a != F32x16:
+        return None
+
+    def cg(context, builder, sig, args):
+        return _hsum8_ir(builder, args[0], 0)
+    return types.float32(a), cg
+
+
+@intrinsic
+def fhsum8_hi(typingctx, a):
+    """hsum_float_8 of lanes 8-15."""
+    if a != F32x16:
+        return None
+
+    def cg(context, builder, sig, args):
+        return _hsum8_ir(builder, args[0], 8)
+    return types.float32(a), cg
+
+
+@intrinsic
+def nib2(typingctx, arr, o0, o1):
+    """The 16 nibble bytes at byte o0 and at o1 -> 64 codes [lo(o0), hi(o0), lo(o1), hi(o1)] (two rows
+    of 32-blocks, each in element order)."""
+    if not (_is_arr(arr) and isinstance(o0, types.Integer) and isinstance(o1, types.Integer)):
+        return None
+
+    def cg(context, builder, sig, args):
+        a = _load(builder, _addr(context, builder, sig.args[0], args[0], args[1], sig.args[1]), V16.llty)
+        b = _load(builder, _addr(context, builder, sig.args[0], args[0], args[2], sig.args[2]), V16.llty)
+        ab = _shuf(builder, a, b, range(32))
+        v = _shuf(builder, ab, ab, list(range(16)) * 2 + list(range(16, 32)) * 2)
+        lo = builder.and_(v, _cint(V64.llty, 15))
+        hi = builder.lshr(v, _cint(V64.llty, 4))
+        sel = ir.Constant(_vt(ir.IntType(1), 64), [(i // 16) % 2 == 1 for i in range(64)])
+        return builder.select(sel, hi, lo)
+    return V64(arr, o0, o1), cg
+
+
+@intrinsic
+def hbits2(typingctx, arr, o0, o1):
+    """The u32 at byte o0 and at o1 -> 64 bytes, byte i = 16 where bit i of the 64 bits is set
+    (the 5th bit of two rows' Q5 codes)."""
+    if not (_is_arr(arr) and isinstance(o0, types.Integer) and isinstance(o1, types.Integer)):
+        return None
+
+    def cg(context, builder, sig, args):
+        a = _load(builder, _addr(context, builder, sig.args[0], args[0], args[1], sig.args[1]), _I32)
+        b = _load(builder, _addr(context, builder, sig.args[0], args[0], args[2], sig.args[2]), _I32)
+        ab = builder.or_(builder.zext(a, _I64), builder.shl(builder.zext(b, _I64), ir.Constant(_I64, 32)))
+        m = builder.bitcast(ab, _vt(ir.IntType(1), 64))   # built in a GPR: kmovq, no trip through memory
+        return builder.select(m, _cint(V64.llty, 16), ir.Constant(V64.llty, None))
+    return V64(arr, o0, o1), cg
+
+
+@intrinsic
+def halves2(typingctx, arr, o0, o1):
+    """F32x4 [h(o0), h(o0 + 2), h(o1), h(o1 + 2)] of the IEEE halves at those byte offsets (d and m of
+    two rows' blocks)."""
+    if not (_is_arr(arr) and isinstance(o0, types.Integer) and isinstance(o1, types.Integer)):
+        return None
+
+    def cg(context, builder, sig, args):
+        a = _load(builder, _addr(context, builder, sig.args[0], args[0], args[1], sig.args[1]), _vt(_I32, 1))
+        b = _load(builder, _addr(context, builder, sig.args[0], args[0], args[2], sig.args[2]), _vt(_I32, 1))
+        h = builder.bitcast(_shuf(builder, a, b, [0, 1]), _vt(ir.HalfType(), 4))
+        return builder.fpext(h, F32x4.llty)
+    return F32x4(arr, o0, o1), cg
+
+
+@intrinsic
+def fload2x2(typingctx, arr, off):
+    """F32x4 [a, b, a, b] of the 2 float32 at byte `off` (an activation block's (d, s) pair)."""
+    if not (_is_arr(arr) and isinstance(off, types.Integer)):
+        return None
+
+    def cg(context, builder, sig, args):
+        v = _load(builder, _addr(context, builder, sig.args[0], args[0], args[1], sig.args[1]), _vt(_F32, 2))
+        return _shuf(builder, v, v, [0, 1, 0, 1])
+    return F32x4(arr, off), cg
+
+
+@intrinsic
+def ffma4(typingctx, a, b, c):
+    """a * b + c (fused), F32x4."""
+    if not (a == F32x4 and b == F32x4 and c == F32x4):
+        return None
+
+    def cg(context, builder, sig, args):
+        fn = cgutils.get_or_insert_function(builder.module, ir.FunctionType(F32x4.llty, [F32x4.llty] * 3),
+                                            "llvm.fma.v4f32")
+        return builder.call(fn, args)
+    return F32x4(a, b, c), cg
+
+
+@intrinsic
+def ihsum(typingctx, a):
+    """Sum of the 16 int32 lanes (exact, so any order)."""
+    if a != I32x16:
+        return None
+
+    def cg(context, builder, sig, args):
+        return _hsum_tree(builder, args[0], builder.add)
+    return types.int32(a), cg
+
+
+@intrinsic
+def ilane(typingctx, a, i):
+    """Lane i of an I32x16."""
+    if not (a == I32x16 and isinstance(i, types.Integer)):
+        return None
+
+    def cg(context, builder, sig, args):
+        return builder.extract_element(args[0], args[1])
+    return types.int32(a, i), cg
+
+
+@intrinsic
+def ifold2(typingctx, a, b):
+    """[a_i + a_{i+8} for i < 8] + [b_i + b_{i+8} for i < 8]: 16 lanes of 4-element sums -> llama.cpp's
+    8 __m256i lanes (which sum elements 4i..4i+3 of each 32), for two rows."""
+    if not (a == I32x16 and b == I32x16):
+        return None
+
+    def cg(context, builder, sig, args):
+        lo = _shuf(builder, args[0], args[1], list(range(8)) + list(range(16, 24)))
+        hi = _shuf(builder, args[0], args[1], list(range(8, 16)) + list(range(24, 32)))
+        return builder.add(lo, hi)
+    return I32x16(a, b), cg
+
+
+@intrinsic
+def ipairs2(typingctx, a, b):
+    """[a_{2i} + a_{2i+1} for i < 8] + [b_{2i} + b_{2i+1} for i < 8] (madd_epi16 pairing, two rows)."""
+    if not (a == I32x16 and b == I32x16):
+        return None
+
+    def cg(context, builder, sig, args):
+        ev = _shuf(builder, args[0], args[1], list(range(0, 16, 2)) + list(range(16, 32, 2)))
+        od = _shuf(builder, args[0], args[1], list(range(1, 16, 2)) + list(range(17, 32, 2)))
+        return builder.add(ev, od)
+    return I32x16(a, b), cg
+
+
+@intrinsic
+def prefetch(typingctx, arr, off):
+    """Software prefetch (to all cache levels) of the line holding byte `off` of arr: kernels that
+    stream several weight rows at once use it, the hardware prefetchers track them poorly."""
+    if not (_is_arr(arr) and isinstance(off, types.Integer)):
+        return None
+
+    def cg(context, builder, sig, args):
+        p = _addr(context, builder, sig.args[0], args[0], args[1], sig.args[1])
+        fn = cgutils.get_or_insert_function(builder.module, ir.FunctionType(ir.VoidType(), [_I8.as_pointer(), _I32, _I32, _I32]),
+                                            "llvm.prefetch.p0i8")
+        builder.call(fn, [p, ir.Constant(_I32, 0), ir.Constant(_I32, 3), ir.Constant(_I32, 1)])
+        return context.get_dummy_value()
+    return types.void(arr, off), cg
+
+
+@intrinsic
+def ihsum2(typingctx, a, b):
+    """I32x16 whose lane 0 is the sum of a's lanes and lane 8 the sum of b's (two reductions in one
+    tree; exact, so any order)."""
+    if not (a == I32x16 and b == I32x16):
+        return None
+
+    def cg(context, builder, sig, args):
+        v = builder.add(_shuf(builder, args[0], args[1], list(range(8)) + list(range(16, 24))),
+                        _shuf(builder, args[0], args[1], list(range(8, 16)) + list(range(24, 32))))
+        for k in (4, 2, 1):
+            idx = [(i + k) % 16 if (i % 8) < k else i for i in range(16)]
+            v = builder.add(v, _shuf(builder, v, v, idx))
+        return v
+    return I32x16(a, b), cg
+
+
+@intrinsic
+def bones(typingctx):
+    """V64 of ones (dot(bones(), a) = the 4-sums of a's bytes per lane)."""
+    def cg(context, builder, sig, args):
+        return _cint(V64.llty, 1)
+    return V64(), cg
+
+
+class _BFloat(ir.Type):
+    """LLVM's bfloat (llvmlite has no class for it)."""
+
+    def _to_string(self):
+        return "bfloat"
+
+    def __eq__(self, other):
+        return isinstance(other, _BFloat)
+
+    def __hash__(self):
+        return hash("bfloat")
+
+
+HAS_BF16_512 = bool(llvm.get_host_cpu_features().get("avx512bf16", False)) and not os.environ.get("GGRAPH_SIMD_GENERIC")
+
+
+@intrinsic
+def fdpbf16(typingctx, acc, a, ao, b, bo):
+    """_mm512_dpbf16_ps(acc, a[ao:ao+64 bytes], b[bo:...]): lane j += a[2j+1]*b[2j+1], then += a[2j]*b[2j]
+    (32 bfloat16 each). The vdpbf16ps instruction where the CPU has it (llama.cpp's AVX512_BF16 kernels
+    use it; its roundings are the hardware's); elsewhere the two float32 additions in that order (the
+    products are exact), without the instruction's denormal flushing."""
+    if not (acc == F32x16 and _is_arr(a) and _is_arr(b) and isinstance(ao, types.Integer)
+            and isinstance(bo, types.Integer)):
+        return None
+
+    def cg(context, builder, sig, args):
+        va = _load(builder, _addr(context, builder, sig.args[1], args[1], args[2], sig.args[2]), _vt(_I16, 32))
+        vb = _load(builder, _addr(context, builder, sig.args[3], args[3], args[4], sig.args[4]), _vt(_I16, 32))
+        if HAS_BF16_512:
+            bt = _vt(_BFloat(), 32)
+            fn = cgutils.get_or_insert_function(builder.module, ir.FunctionType(F32x16.llty, [F32x16.llty, bt, bt]),
+                                                "llvm.x86.avx512bf16.dpbf16ps.512")
+            return builder.call(fn, [args[0], builder.bitcast(va, bt), builder.bitcast(vb, bt)])
+
+        def wide(v, idx):
+            h = _shuf(builder, v, v, idx)
+            return builder.bitcast(builder.shl(builder.zext(h, I32x16.llty), _cint(I32x16.llty, 16)), F32x16.llty)
+        ev, od = list(range(0, 32, 2)), list(range(1, 32, 2))
+        t = builder.fadd(args[0], builder.fmul(wide(va, od), wide(vb, od)))
+        return builder.fadd(t, builder.fmul(wide(va, ev), wide(vb, ev)))
+    return F32x16(acc, a, ao, b, bo), cg
+
+
+@intrinsic
+def fhsum_gcc(typingctx, a):
+    """_mm512_reduce_add_ps as GCC 12 emits it: 8 + 8, 4 + 4, then (t0 + t2) + (t1 + t3)."""
+    if a != F32x16:
+        return None
+
+    def cg(context, builder, sig, args):
+        x = args[0]
+        t3 = builder.fadd(_shuf(builder, x, x, range(8, 16)), _shuf(builder, x, x, range(8)))
+        t6 = builder.fadd(_shuf(builder, t3, t3, range(4, 8)), _shuf(builder, t3, t3, range(4)))
+        t8 = builder.fadd(t6, _shuf(builder, t6, t6, [2, 3, 0, 1]))
+        return builder.fadd(builder.extract_element(t8, ir.Constant(_I32, 0)),
+                            builder.extract_element(t8, ir.Constant(_I32, 1)))
+    return types.float32(a), cg
+
+
+@intrinsic
+def ihsum4f(typingctx, a, b, c, d):
+    """F32x4 [sum(a), sum(b), sum(c), sum(d)] of four I32x16 (exact integer sums, one tree, then
+    converted to float as cvtdq2ps does)."""
+    if not all(v == I32x16 for v in (a, b, c, d)):
+        return None
+
+    def cg(context, builder, sig, args):
+        def fold(x, y):   # lanes 0-7: x_i + x_{i+8}; lanes 8-15: y_i + y_{i+8}
+            return builder.add(_shuf(builder, x, y, list(range(8)) + list(range(16, 24))),
+                               _shuf(builder, x, y, list(range(8, 16)) + list(range(24, 32))))
+        v, w = fold(args[0], args[1]), fold(args[2], args[3])
+        u = builder.add(_shuf(builder, v, w, [0, 1, 2, 3, 8, 9, 10, 11, 16, 17, 18, 19, 24, 25, 26, 27]),
+                        _shuf(builder, v, w, [4, 5, 6, 7, 12, 13, 14, 15, 20, 21, 22, 23, 28, 29, 30, 31]))
+        u = builder.add(u, _shuf(builder, u, u, [i + 2 if i % 4 < 2 else i for i in range(16)]))
+        u = builder.add(u, _shuf(builder, u, u, [i + 1 if i % 4 < 1 else i for i in range(16)]))
+        return builder.sitofp(_shuf(builder, u, u, [0, 4, 8, 12]), F32x4.llty)
+    return F32x4(a, b, c, d), cg
+
+
+@intrinsic
+def bcast32(typingctx, arr, off):
+    """The 32 bytes at byte `off`, twice (one activation block for both halves of a vector)."""
+    if not (_is_arr(arr) and isinstance(off, types.Integer)):
+        return None
+
+    def cg(context, builder, sig, args):
+        v = _load(builder, _addr(context, builder, sig.args[0], args[0], args[1], sig.args[1]), V32.llty)
+        return _shuf(builder, v, v, list(range(32)) * 2)
+    return V64(arr, off), cg
+
+
+@intrinsic
+def bcast4(typingctx, arr, off):
+    """The 4 bytes at byte `off`, 16 times (vpbroadcastd): one 4-element activation group for every
+    32-bit lane."""
+    if not (_is_arr(arr) and isinstance(off, types.Integer)):
+        return None
+
+    def cg(context, builder, sig, args):
+        x = _load(builder, _addr(context, builder, sig.args[0], args[0], args[1], sig.args[1]), _I32)
+        return builder.bitcast(_splat(builder, x, I32x16.llty), V64.llty)
+    return V64(arr, off), cg
+
+
+@intrinsic
+def iload8x2(typingctx, arr, off):
+    """8 int32 at byte `off`, twice (per-lane integer corrections of one block for both halves)."""
+    if not (_is_arr(arr) and isinstance(off, types.Integer)):
+        return None
+
+    def cg(context, builder, sig, args):
+        v = _load(builder, _addr(context, builder, sig.args[0], args[0], args[1], sig.args[1]), _vt(_I32, 8))
+        return _shuf(builder, v, v, list(range(8)) * 2)
+    return I32x16(arr, off), cg
+
+
+@intrinsic
+def isplat(typingctx, a):
+    if not isinstance(a, types.Integer):
+        return None
+
+    def cg(context, builder, sig, args):
+        a32 = builder.trunc(context.cast(builder, args[0], sig.args[0], types.int64), _I32)
+        return _splat(builder, a32, I32x16.llty)
+    return I32x16(a), cg
+
+
+@intrinsic
+def fstore(typingctx, arr, off, v):
+    """Store 16 float32 at byte `off` of arr."""
+    if not (_is_arr(arr) and isinstance(off, types.Integer) and v == F32x16):
+        return None
+
+    def cg(context, builder, sig, args):
+        p = _addr(context, builder, sig.args[0], args[0], args[1], sig.args[1])
+        builder.store(args[2], builder.bitcast(p, F32x16.llty.as_pointer()), align=1)
+        return context.get_dummy_value()
+    return types.void(arr, off, v), cg
+
+
+@intrinsic
+def flane(typingctx, a, i):
+    """Lane i of an F32x16."""
+    if not (a == F32x16 and isinstance(i, types.Integer)):
+        return None
+
+    def cg(context, builder, sig, args):
+        return builder.extract_element(args[0], args[1])
+    return types.float32(a, i), cg
 
 
 # ---- scalars --------------------------------------------------------------------------------------
