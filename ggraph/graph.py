@@ -75,6 +75,11 @@ class Tensor:
     def is_view(self) -> bool:
         return self.view_src is not None
 
+    @property
+    def storage(self) -> "Tensor":
+        """The tensor owning this one's bytes: itself, or the root of its view chain."""
+        return self.view_src if self.view_src is not None else self
+
     def is_contiguous(self) -> bool:
         return self.nb == contiguous_nb(self.type, self.ne)
 

@@ -30,7 +30,7 @@ class HParams:
     swa_layers: list = field(default_factory=list)
     rope_freq_base_swa: float = 10000.0
     rope_freq_scale_swa: float = 1.0
-    extra: dict = field(default_factory=dict)   # arch-specific values read by the model file
+    f_final_logit_softcapping: float = 0.0   # 0: off; else logits = c * tanh(logits / c) (gemma2/3)
 
     def is_swa(self, il: int) -> bool:
         return self.n_swa > 0 and bool(self.swa_layers) and self.swa_layers[il]

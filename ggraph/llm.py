@@ -1,13 +1,17 @@
 """LLM graph helpers, mirroring llama.cpp's llm_graph_context (src/llama-graph.cpp).
 
 A model file's build_graph(g) receives an LLMGraphContext `g` for one ubatch and calls these
-helpers. Inputs (tokens, positions, mask, KV indices, output ids) are graph leaves the runtime
-fills before each run; the KV cache is a set of long-lived leaves (KVCacheLayout).
+helpers. Inputs (tokens, positions, mask, KV cells, output ids) are GraphInput objects, each owning
+its leaves and filling them from the ubatch (llama.cpp's llm_graph_input_*::set_input); the runtime
+only loops over g.inputs. The KV cache is a set of long-lived leaves (KVCacheLayout); the tensors a
+caller reads back are g.res.t_embd / g.res.t_logits (llm_graph_result).
 """
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+
+import numpy as np
 
 from . import ops
 from .errors import GGraphError
@@ -36,9 +40,16 @@ class KVCacheLayout:
 
 @dataclass
 class UBatch:
+    """One physical batch (llama_ubatch). The shape fields size the graph; the arrays are what the
+    graph inputs are filled from before each run (None while only building)."""
     n_tokens: int
     n_outputs: int
-    n_kv: int             # cache cells the attention reads (a multiple of 256, or kv size)
+    n_kv: int                             # cache cells the attention reads (a multiple of 256, or kv size)
+    tokens: np.ndarray | None = None      # int32 [n_tokens]
+    pos: np.ndarray | None = None         # int32 [n_tokens] position of each token
+    out_ids: np.ndarray | None = None     # int32 [n_outputs] rows whose logits are computed
+    kv_cells: np.ndarray | None = None    # int32 [n_tokens] cache cell each token's K/V is written to
+    kv_pos: np.ndarray | None = None      # int32 [n_kv] position held by each cell read (-1: empty)
 
 
 @dataclass
@@ -53,12 +64,105 @@ class ContextParams:
     beta_slow: float = 1.0
 
 
-@dataclass
-class AttnInput:
-    kq_mask: Tensor     # F32 [n_kv, n_tokens]
-    k_idxs: Tensor      # I32 [n_tokens] cache cell per token
-    v_idxs: Tensor
-    kq_mask_swa: Tensor | None = None   # the sliding-window mask, for models with SWA layers
+# -- graph inputs (llm_graph_input_*): each owns its leaves and fills them from the ubatch --------
+class GraphInput:
+    """llm_graph_input_i. set_input(ub, arr) writes this input's leaves, where arr(t) is the flat
+    array the runtime planned for leaf t. A model needing a new input adds a class here."""
+
+    def set_input(self, ub: UBatch, arr) -> None:
+        raise NotImplementedError
+
+
+class InputEmbd(GraphInput):
+    """llm_graph_input_embd: the token ids."""
+
+    def __init__(self, g: "LLMGraphContext"):
+        self.tokens = g.gf.input("inp_tokens", I32, (g.n_tokens,))
+
+    def set_input(self, ub, arr):
+        arr(self.tokens)[:] = ub.tokens
+
+
+class InputPos(GraphInput):
+    """llm_graph_input_pos: one position per token."""
+
+    def __init__(self, g: "LLMGraphContext"):
+        self.pos = g.gf.input("inp_pos", I32, (g.n_tokens,))
+
+    def set_input(self, ub, arr):
+        arr(self.pos)[:] = ub.pos
+
+
+class InputOutIds(GraphInput):
+    """llm_graph_input_out_ids: the rows kept for the last layer and the logits."""
+
+    def __init__(self, g: "LLMGraphContext"):
+        self.out_ids = g.gf.input("inp_out_ids", I32, (g.n_outputs,))
+
+    def set_input(self, ub, arr):
+        arr(self.out_ids)[:] = ub.out_ids
+
+
+def kq_mask(ub: UBatch, n_swa: int = 0) -> np.ndarray:
+    """llama_kv_cache::set_input_kq_mask for one sequence: 0 where token i may attend to cell j
+    (causal: the cell holds a position <= the token's), -inf elsewhere; [n_tokens, n_kv].
+    n_swa > 0 also masks cells n_swa or more positions back (llama_hparams::is_masked_swa, STANDARD)."""
+    p, cp = ub.pos[:, None], ub.kv_pos[None, :]
+    visible = (cp >= 0) & (cp <= p)
+    if n_swa > 0:
+        visible &= p - cp < n_swa
+    return np.where(visible, np.float32(0.0), np.float32(-np.inf))
+
+
+class InputAttnKV(GraphInput):
+    """llm_graph_input_attn_kv(_iswa): cache cells to write K/V to, the causal mask and, for
+    models with sliding-window layers, the window mask (one cache holds every layer here)."""
+
+    def __init__(self, g: "LLMGraphContext", swa: bool = False):
+        shape = (g.n_kv, g.n_tokens)
+        self.n_swa = g.hp.n_swa
+        self.k_idxs = g.gf.input("k_idxs", I32, (g.n_tokens,))
+        self.v_idxs = g.gf.input("v_idxs", I32, (g.n_tokens,))
+        self.kq_mask = g.gf.input("kq_mask", F32, shape)
+        self.kq_mask_swa = g.gf.input("kq_mask_swa", F32, shape) if swa else None
+
+    def get_kq_mask(self, hp, il: int) -> Tensor:
+        return self.kq_mask_swa if (self.kq_mask_swa is not None and hp.is_swa(il)) else self.kq_mask
+
+    def set_input(self, ub, arr):
+        arr(self.k_idxs)[:] = ub.kv_cells
+        arr(self.v_idxs)[:] = ub.kv_cells
+        arr(self.kq_mask)[:] = kq_mask(ub).reshape(-1)
+        if self.kq_mask_swa is not None:
+            arr(self.kq_mask_swa)[:] = kq_mask(ub, self.n_swa).reshape(-1)
+
+
+class GraphResult:
+    """llm_graph_result: the tensors read after a run. Setting one marks it as a graph output
+    under its node name ('result_norm', 'result_output')."""
+
+    def __init__(self, gf: Graph):
+        self._gf = gf
+        self._embd: Tensor | None = None
+        self._logits: Tensor | None = None
+
+    @property
+    def t_embd(self) -> Tensor | None:
+        return self._embd
+
+    @t_embd.setter
+    def t_embd(self, t: Tensor) -> None:
+        self._embd = t
+        self._gf.set_output(t)
+
+    @property
+    def t_logits(self) -> Tensor | None:
+        return self._logits
+
+    @t_logits.setter
+    def t_logits(self, t: Tensor) -> None:
+        self._logits = t
+        self._gf.set_output(t)
 
 
 class LLMGraphContext:
@@ -76,42 +180,36 @@ class LLMGraphContext:
         self.n_ctx_orig = cparams.n_ctx_orig
         self.ext_factor, self.attn_factor = cparams.ext_factor, cparams.attn_factor
         self.beta_fast, self.beta_slow = cparams.beta_fast, cparams.beta_slow
-        self.inputs: dict[str, Tensor] = {}
+        self.inputs: list[GraphInput] = []   # filled by the runtime before each run, in this order
+        self.res = GraphResult(self.gf)
 
     # -- naming (llama_context::graph_get_cb) ------------------------------------------------
     def cb(self, t: Tensor, name: str, il: int = -1) -> Tensor:
         t.name = f"{name}-{il}" if il >= 0 else name
         return t
 
-    def _input(self, name: str, type, ne) -> Tensor:
-        t = self.gf.input(name, type, ne)
-        self.inputs[name] = t
-        return t
+    def add_input(self, inp: GraphInput) -> GraphInput:
+        self.inputs.append(inp)
+        return inp
 
     # -- inputs ------------------------------------------------------------------------------
     def build_inp_embd(self, tok_embd: Tensor) -> Tensor:
-        tokens = self._input("inp_tokens", I32, (self.n_tokens,))
-        cur = ops.get_rows(tok_embd, tokens)
-        return self.cb(cur, "inp_embd")
+        inp = self.add_input(InputEmbd(self))
+        return self.cb(ops.get_rows(tok_embd, inp.tokens), "inp_embd")
 
     def build_inp_pos(self) -> Tensor:
-        return self._input("inp_pos", I32, (self.n_tokens,))
+        return self.add_input(InputPos(self)).pos
 
     def build_inp_out_ids(self) -> Tensor:
-        return self._input("inp_out_ids", I32, (self.n_outputs,))
+        return self.add_input(InputOutIds(self)).out_ids
 
-    def build_attn_inp_kv(self) -> AttnInput:
-        return AttnInput(
-            kq_mask=self._input("kq_mask", F32, (self.n_kv, self.n_tokens)),
-            k_idxs=self._input("k_idxs", I32, (self.n_tokens,)),
-            v_idxs=self._input("v_idxs", I32, (self.n_tokens,)))
+    def build_attn_inp_kv(self) -> InputAttnKV:
+        return self.add_input(InputAttnKV(self))
 
-    def build_attn_inp_kv_iswa(self) -> AttnInput:
+    def build_attn_inp_kv_iswa(self) -> InputAttnKV:
         """Like build_attn_inp_kv plus a sliding-window mask for the SWA layers (one cache holds
         every layer here; llama.cpp keeps a smaller ring cache for SWA layers, same values)."""
-        inp = self.build_attn_inp_kv()
-        inp.kq_mask_swa = self._input("kq_mask_swa", F32, (self.n_kv, self.n_tokens))
-        return inp
+        return self.add_input(InputAttnKV(self, swa=True))
 
     # -- per-layer rope parameters (llama_model::get_rope_freq_base/scale) -------------------
     def rope_freq_base(self, il: int) -> float:
@@ -149,7 +247,7 @@ class LLMGraphContext:
             out.append(ops.reshape_3d(t, n_embd_head, nh, self.n_tokens))
         return tuple(out)
 
-    def build_attn(self, inp: AttnInput, wo: Tensor | None, wo_b: Tensor | None, q_cur: Tensor,
+    def build_attn(self, inp: InputAttnKV, wo: Tensor | None, wo_b: Tensor | None, q_cur: Tensor,
                    k_cur: Tensor, v_cur: Tensor, kq_b: Tensor | None, kq_scale: float, il: int) -> Tensor:
         """Write K/V of this ubatch into the cache, attend over the first n_kv cells, project."""
         kv, hp, n_tokens, n_kv = self.kv, self.hp, self.n_tokens, self.n_kv
@@ -164,8 +262,7 @@ class LLMGraphContext:
         k = ops.view(k_w, (hk, hp.n_head_kv, n_kv), (esz_k * hk, row_size(kv.k[il].type, hp.n_embd_k_gqa)))
         esz_v = row_size(kv.v[il].type, 1)
         v = ops.view(v_w, (n_kv, hv, hp.n_head_kv), (esz_v * kv.size, esz_v * kv.size * hv))
-        mask = inp.kq_mask_swa if (inp.kq_mask_swa is not None and hp.is_swa(il)) else inp.kq_mask
-        cur = self.build_attn_mha(q_cur, k, v, mask, kq_scale, il)
+        cur = self.build_attn_mha(q_cur, k, v, inp.get_kq_mask(hp, il), kq_scale, il)
         self.cb(cur, "kqv_out", il)
         if wo is not None:
             cur = self.build_lora_mm(wo, cur)

@@ -46,14 +46,14 @@ def set_rows(dst: Tensor, src: Tensor, ids: Tensor) -> Tensor:
     if dst.ne[0] != src.ne[0]:
         _fail("set_rows", "row length differs", dst, src)
     return _g(src, ids, dst).new_tensor(dst.type, dst.ne, "set_rows", (dst, src, ids), nb=dst.nb,
-                                view_src=_storage(dst), view_offs=dst.view_offs)
+                                view_src=dst.storage, view_offs=dst.view_offs)
 
 
 def cpy(a: Tensor, b: Tensor) -> Tensor:
     """Copy a into b (same element count, b's type); the result is a view of b."""
     if a.nelements != b.nelements:
         _fail("cpy", "element counts differ", a, b)
-    return _g(a, b).new_tensor(b.type, b.ne, "cpy", (a, b), nb=b.nb, view_src=_storage(b), view_offs=b.view_offs)
+    return _g(a, b).new_tensor(b.type, b.ne, "cpy", (a, b), nb=b.nb, view_src=b.storage, view_offs=b.view_offs)
 
 
 def cont(a: Tensor, *ne) -> Tensor:
@@ -75,10 +75,6 @@ def _g(*ts: Tensor):
     return Graph.current
 
 
-def _storage(a: Tensor) -> Tensor:
-    return a.view_src if a.view_src is not None else a
-
-
 def view(a: Tensor, ne, nb=None, offset: int = 0) -> Tensor:
     """ggml_view_Nd: ne and byte strides nb[1:] (nb0 is the element size), offset in bytes."""
     ne = pad_ne(ne)
@@ -88,7 +84,7 @@ def view(a: Tensor, ne, nb=None, offset: int = 0) -> Tensor:
     else:
         nb = (full[0],) + tuple(nb) + tuple(full[len(nb) + 1:])
     return _g(a).new_tensor(a.type, ne, "view", (a,), {"offset": offset}, nb=nb,
-                              view_src=_storage(a), view_offs=a.view_offs + offset)
+                              view_src=a.storage, view_offs=a.view_offs + offset)
 
 
 def reshape(a: Tensor, *ne) -> Tensor:
@@ -98,7 +94,7 @@ def reshape(a: Tensor, *ne) -> Tensor:
     if ne[0] * ne[1] * ne[2] * ne[3] != a.nelements:
         _fail("reshape", f"cannot reshape to {ne[:len(ne)]}", a)
     return _g(a).new_tensor(a.type, ne, "reshape", (a,), nb=contiguous_nb(a.type, ne),
-                              view_src=_storage(a), view_offs=a.view_offs)
+                              view_src=a.storage, view_offs=a.view_offs)
 
 
 def permute(a: Tensor, ax0: int, ax1: int, ax2: int, ax3: int = 3) -> Tensor:
@@ -112,7 +108,7 @@ def permute(a: Tensor, ax0: int, ax1: int, ax2: int, ax3: int = 3) -> Tensor:
         ne[ax] = a.ne[i]
         nb[ax] = a.nb[i]
     return _g(a).new_tensor(a.type, ne, "permute", (a,), {"axes": axes}, nb=nb,
-                              view_src=_storage(a), view_offs=a.view_offs)
+                              view_src=a.storage, view_offs=a.view_offs)
 
 
 def transpose(a: Tensor) -> Tensor:

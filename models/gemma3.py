@@ -23,7 +23,7 @@ class Gemma3Model(ModelBase):
             else:
                 hp.set_swa_pattern(int(pattern))
             hp.rope_freq_base_swa = float(f.get_arch("rope.freq_base_swa", 10000.0))
-        self.final_logit_softcapping = float(f.get_arch("final_logit_softcapping", 0.0))
+        hp.f_final_logit_softcapping = float(f.get_arch("final_logit_softcapping", 0.0))
         hp.f_norm_rms_eps = float(f.require_arch("attention.layer_norm_rms_epsilon"))
         # gemma_pytorch: 27B scales by n_embd/n_head, the others by the head size
         if hp.n_layer == 62:
@@ -92,9 +92,9 @@ class Gemma3Model(ModelBase):
             inpL = g.cb(ops.add(cur, sa_out), "l_out", il)
 
         cur = g.cb(g.build_norm(inpL, self.output_norm, None, LLM_NORM_RMS, -1), "result_norm")
-        g.gf.set_output(cur)
+        g.res.t_embd = cur
         cur = g.build_lora_mm(self.output, cur)
-        if self.final_logit_softcapping:
-            cur = ops.scale(ops.tanh(ops.scale(cur, 1.0 / self.final_logit_softcapping)), self.final_logit_softcapping)
+        if hp.f_final_logit_softcapping:
+            cur = ops.scale(ops.tanh(ops.scale(cur, 1.0 / hp.f_final_logit_softcapping)), hp.f_final_logit_softcapping)
         cur = g.cb(cur, "result_output")
-        g.gf.set_output(cur)
+        g.res.t_logits = cur

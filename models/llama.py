@@ -74,6 +74,6 @@ class LlamaModel(ModelBase):
             inpL = cur
 
         cur = g.cb(g.build_norm(inpL, self.output_norm, None, LLM_NORM_RMS, -1), "result_norm")
-        g.gf.set_output(cur)
+        g.res.t_embd = cur
         cur = g.cb(g.build_lora_mm(self.output, cur), "result_output")
-        g.gf.set_output(cur)
+        g.res.t_logits = cur

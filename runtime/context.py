@@ -1,8 +1,9 @@
 """Context: one sequence's KV cache plus the decode loop (llama_context / llama_decode).
 
-decode(ids) splits the tokens into ubatches of n_batch, builds (or reuses) the graph of each
-ubatch shape, fills the inputs (tokens, positions, mask, cache cells, output rows), runs it and
-returns logits. Plans are cached by shape: during generation n_kv only changes every 256 cells.
+decode(ids) splits the tokens into ubatches of n_ubatch (the physical batch, llama.cpp's -ub),
+builds (or reuses) the graph of each ubatch shape, lets each graph input fill itself from the
+ubatch (ggraph.llm.GraphInput), runs it and returns logits. Plans are cached by shape: during
+generation n_kv only changes every 256 cells.
 """
 from __future__ import annotations
 
@@ -20,6 +21,21 @@ from .kv_cache import KVCache
 N_PLANS_KEPT = 8
 
 
+class _Step:
+    """The plan of one ubatch shape, with the graph's inputs and the logits it computes."""
+
+    def __init__(self, g: LLMGraphContext, plan: Plan):
+        self.plan, self.inputs = plan, g.inputs
+        self.logits = plan.array(g.res.t_logits)
+
+    def run(self, ub: UBatch) -> np.ndarray:
+        arrays = self.plan.arrays
+        for inp in self.inputs:
+            inp.set_input(ub, lambda t: arrays[t.id].reshape(-1))
+        self.plan.run()
+        return self.logits
+
+
 def check_threads(n_threads: int) -> int:
     max_threads = numba.config.NUMBA_NUM_THREADS
     if not isinstance(n_threads, (int, np.integer)) or isinstance(n_threads, bool) or not 1 <= n_threads <= max_threads:
@@ -28,20 +44,21 @@ def check_threads(n_threads: int) -> int:
 
 
 class Context:
-    def __init__(self, model, n_ctx: int = 4096, n_batch: int = 512, n_threads: int | None = None):
-        if not isinstance(n_ctx, int) or n_ctx < 1:
-            raise GGraphError(f"n_ctx must be a positive integer, got {n_ctx!r}")
-        if not isinstance(n_batch, int) or n_batch < 1:
-            raise GGraphError(f"n_batch must be a positive integer, got {n_batch!r}")
+    def __init__(self, model, n_ctx: int = 4096, n_batch: int = 2048, n_ubatch: int = 512,
+                 n_threads: int | None = None):
+        for name, v in (("n_ctx", n_ctx), ("n_batch", n_batch), ("n_ubatch", n_ubatch)):
+            if not isinstance(v, int) or isinstance(v, bool) or v < 1:
+                raise GGraphError(f"{name} must be a positive integer, got {v!r}")
         self.model = model
         hp = model.arch_model.hp
         self.n_ctx = n_ctx
-        self.n_batch = n_batch
+        self.n_batch = n_batch                  # logical batch (-b): kept for llama.cpp parity
+        self.n_ubatch = min(n_batch, n_ubatch)  # physical batch (-ub), as llama.cpp clamps it
         self.n_threads = check_threads(n_threads if n_threads is not None else numba.config.NUMBA_NUM_THREADS)
         self.kv = KVCache(hp, n_ctx)
         self.cparams = ContextParams(n_ctx=self.kv.size, freq_base=hp.rope_freq_base, freq_scale=hp.rope_freq_scale,
                                      n_ctx_orig=hp.n_ctx_train)
-        self._plans: OrderedDict[tuple, Plan] = OrderedDict()
+        self._steps: OrderedDict[tuple, _Step] = OrderedDict()
         self.n_vocab = hp.n_vocab
 
     @property
@@ -64,24 +81,27 @@ class Context:
         return generate(self, ids, n_predict=n_predict, sampler=sampler)
 
     # -- graphs -----------------------------------------------------------------------------
-    def build_graph(self, n_tokens: int, n_outputs: int, n_kv: int):
+    def build_graph(self, n_tokens: int, n_outputs: int, n_kv: int) -> LLMGraphContext:
+        """The model's graph for one ubatch shape (g.gf the graph, g.inputs, g.res)."""
         g = LLMGraphContext(self.model.arch_model, self.cparams, UBatch(n_tokens, n_outputs, n_kv), self.kv.layout)
         with g.gf:
             self.model.arch_model.build_graph(g)
-        return g.gf
+        if g.res.t_logits is None:
+            raise GGraphError(f"arch {self.model.arch_model.arch}: build_graph set no g.res.t_logits")
+        return g
 
-    def _plan(self, n_tokens: int, n_outputs: int, n_kv: int) -> Plan:
+    def _step(self, n_tokens: int, n_outputs: int, n_kv: int) -> _Step:
         key = (n_tokens, n_outputs, n_kv)
-        plan = self._plans.get(key)
-        if plan is None:
-            plan = Plan(self.build_graph(n_tokens, n_outputs, n_kv), self.model.weights, self.kv.arrays,
-                        n_threads=self.n_threads)
-            self._plans[key] = plan
-            if len(self._plans) > N_PLANS_KEPT:
-                self._plans.popitem(last=False)
+        step = self._steps.get(key)
+        if step is None:
+            g = self.build_graph(n_tokens, n_outputs, n_kv)
+            step = _Step(g, Plan(g.gf, self.model.weights, self.kv.arrays, n_threads=self.n_threads))
+            self._steps[key] = step
+            if len(self._steps) > N_PLANS_KEPT:
+                self._steps.popitem(last=False)
         else:
-            self._plans.move_to_end(key)
-        return plan
+            self._steps.move_to_end(key)
+        return step
 
     # -- decoding ---------------------------------------------------------------------------
     def decode(self, ids, logits_all: bool = False) -> np.ndarray:
@@ -99,11 +119,10 @@ class Context:
         numba.set_num_threads(self.n_threads)
         out = np.empty((ids.size, self.n_vocab), np.float32) if logits_all else None
         last = None
-        for start in range(0, ids.size, self.n_batch):
-            chunk = ids[start:start + self.n_batch]
+        for start in range(0, ids.size, self.n_ubatch):
+            chunk = ids[start:start + self.n_ubatch]
             n = chunk.size
-            n_out = n if logits_all else 1
-            logits = self._decode_ubatch(chunk, n_out)
+            logits = self._decode_ubatch(chunk, n if logits_all else 1)
             if logits_all:
                 out[start:start + n] = logits
             else:
@@ -113,22 +132,12 @@ class Context:
     def _decode_ubatch(self, tokens: np.ndarray, n_outputs: int) -> np.ndarray:
         n = tokens.size
         n_kv = self.kv.n_kv_for(n)
-        plan = self._plan(n, n_outputs, n_kv)
+        step = self._step(n, n_outputs, n_kv)
         p0 = self.kv.n_past
-        pos = np.arange(p0, p0 + n, dtype=np.int32)
-        inp = plan.inputs
-        inp["inp_tokens"].reshape(-1)[:] = tokens
-        inp["inp_pos"].reshape(-1)[:] = pos
-        inp["k_idxs"].reshape(-1)[:] = pos          # one sequence: cell == position
-        inp["v_idxs"].reshape(-1)[:] = pos
-        cells = np.arange(n_kv, dtype=np.int32)[None, :]
-        visible = cells <= pos[:, None]                 # causal over this sequence's cells
-        inp["kq_mask"].reshape(n, n_kv)[:] = np.where(visible, np.float32(0.0), np.float32(-np.inf))
-        if "kq_mask_swa" in inp:                        # llama_hparams::is_masked_swa (STANDARD)
-            in_window = pos[:, None] - cells < self.model.hp.n_swa
-            inp["kq_mask_swa"].reshape(n, n_kv)[:] = np.where(visible & in_window, np.float32(0.0),
-                                                              np.float32(-np.inf))
-        inp["inp_out_ids"].reshape(-1)[:] = np.arange(n - n_outputs, n, dtype=np.int32)
-        plan.run()
+        cells = self.kv.find_slot(n)
+        ub = UBatch(n, n_outputs, n_kv, tokens=tokens.astype(np.int32), pos=np.arange(p0, p0 + n, dtype=np.int32),
+                    out_ids=np.arange(n - n_outputs, n, dtype=np.int32), kv_cells=cells,
+                    kv_pos=self.kv.cell_pos(n_kv, p0 + n))
+        logits = step.run(ub)
         self.kv.n_past = p0 + n
-        return plan.outputs["result_output"].reshape(n_outputs, self.n_vocab)
+        return logits.reshape(n_outputs, self.n_vocab)

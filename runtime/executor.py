@@ -4,8 +4,7 @@ Planning happens once per graph shape: every tensor gets a numpy array (views be
 views of their storage, intermediate results share buffers once dead), and every op becomes a
 pre-bound closure. Running a plan is then one Python call per op, no allocation.
 
-F16 tensors (the KV cache) are held widened to float32 with values rounded to F16 on write, so
-numerics equal an F16 cache (Numba has no float16 arithmetic); strides are scaled accordingly.
+How each tensor type is held (the F16-in-float32 rule) is runtime/storage.py's.
 """
 from __future__ import annotations
 
@@ -13,23 +12,10 @@ import numba
 import numpy as np
 
 from ggraph.errors import GGraphError
-from ggraph.graph import F16, F32, I32, Graph, Tensor
+from ggraph.graph import Graph, Tensor
 
 from . import op_kernels
-
-_NP_DTYPE = {F32: np.float32, F16: np.float32, I32: np.int32}
-_WIDEN = {F32: 1, F16: 2, I32: 1}     # runtime bytes per element / ggml bytes per element
-
-
-def runtime_dtype(t: Tensor):
-    try:
-        return _NP_DTYPE[t.type]
-    except KeyError:
-        raise GGraphError(f"tensor {t.name}: type {t.type.name} cannot be an activation or cache type") from None
-
-
-def storage_of(t: Tensor) -> Tensor:
-    return t.view_src if t.view_src is not None else t
+from .storage import runtime_dtype, widen
 
 
 class Plan:
@@ -58,7 +44,7 @@ class Plan:
         return self._weights[t.name]
 
     def _view_of(self, t: Tensor, buf: np.ndarray) -> np.ndarray:
-        w = _WIDEN[t.type]
+        w = widen(t)
         buf = buf.reshape(-1).view(runtime_dtype(t))
         esz = buf.itemsize
         shape = tuple(reversed(t.ne))
@@ -75,11 +61,11 @@ class Plan:
         last_use: dict[int, int] = {}
         for i, t in enumerate(g.nodes):
             for s in t.src:
-                last_use[storage_of(s).id] = i
+                last_use[s.storage.id] = i
             if t.is_view:
-                last_use[storage_of(t).id] = max(last_use.get(storage_of(t).id, i), i)
+                last_use[t.storage.id] = max(last_use.get(t.storage.id, i), i)
         for t in g.outputs.values():
-            last_use[storage_of(t).id] = len(g.nodes)
+            last_use[t.storage.id] = len(g.nodes)
         free: list[np.ndarray] = []
         releases: dict[int, list[np.ndarray]] = {}
         for i, t in enumerate(g.nodes):
@@ -94,7 +80,7 @@ class Plan:
             self.arrays[t.id] = self._view_of(t, self._cache[t.name])
             return
         if t.is_view:
-            st = storage_of(t)
+            st = t.storage
             if st.kind == "weight":
                 raise GGraphError(f"views of weights are not supported ({t.name})")
             buf = self._cache[st.name] if st.kind == "cache" else self._storage_buf[st.id]

@@ -1,13 +1,15 @@
 """KV cache storage for one sequence: cell i holds position i (no context shift).
 
 The graph side (which leaves, which layout) is ggraph.llm.KVCacheLayout; this owns the arrays.
-F16 cells are stored widened to float32 (values rounded to F16 on write, see executor.py).
+F16 cells are held as runtime/storage.py says (widened to float32, rounded to F16 on write).
 """
 from __future__ import annotations
 
 import numpy as np
 
 from ggraph.llm import KVCacheLayout
+
+from .storage import zeros
 
 KV_PAD = 256   # llama.cpp pads n_ctx and the attended cell count n_kv to 256
 
@@ -20,9 +22,18 @@ class KVCache:
     def __init__(self, hp, n_ctx: int):
         self.size = pad(n_ctx)
         self.layout = KVCacheLayout(hp, self.size)
-        self.arrays = {t.name: np.zeros(t.nelements, np.float32)
-                       for t in self.layout.k + self.layout.v}
+        self.arrays = {t.name: zeros(t) for t in self.layout.k + self.layout.v}
         self.n_past = 0        # cells in use (= next position)
+
+    def find_slot(self, n_tokens: int) -> np.ndarray:
+        """Cells for the next n_tokens (llama_kv_cache::find_slot): one sequence, so the next ones."""
+        return np.arange(self.n_past, self.n_past + n_tokens, dtype=np.int32)
+
+    def cell_pos(self, n_kv: int, n_used: int) -> np.ndarray:
+        """Position held by each of the first n_kv cells once n_used are filled (-1: empty)."""
+        pos = np.arange(n_kv, dtype=np.int32)
+        pos[n_used:] = -1
+        return pos
 
     def n_kv_for(self, n_tokens: int) -> int:
         """Cells the attention reads for a ubatch: used + new, padded to 256."""

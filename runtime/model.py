@@ -23,7 +23,7 @@ class Model:
     @property
     def vocab(self):
         if self._vocab is None:
-            from .tokenizer import Vocab
+            from .text import Vocab
             self._vocab = Vocab.from_gguf(self.file)
         return self._vocab
 
@@ -42,13 +42,14 @@ class Model:
 
     def apply_chat_template(self, messages: list[dict], add_generation_prompt: bool = True) -> str:
         """Render `tokenizer.chat_template` from the GGUF with jinja2 (llama.cpp's --jinja path)."""
-        from .chat import chat_template_for
+        from .text.chat_template import chat_template_for
         return chat_template_for(self).render(messages, add_generation_prompt=add_generation_prompt)
 
     # -- contexts -----------------------------------------------------------------------------
-    def new_context(self, n_ctx: int = 4096, n_batch: int = 512, n_threads: int | None = None):
+    def new_context(self, n_ctx: int = 4096, n_batch: int = 2048, n_ubatch: int = 512, n_threads: int | None = None):
+        """A context (llama_context) with llama.cpp's defaults: -c 4096, -b 2048, -ub 512."""
         from .context import Context
-        return Context(self, n_ctx=n_ctx, n_batch=n_batch, n_threads=n_threads)
+        return Context(self, n_ctx=n_ctx, n_batch=n_batch, n_ubatch=n_ubatch, n_threads=n_threads)
 
     def info(self) -> dict:
         hp = self.hp
@@ -68,7 +69,7 @@ def load(path_or_name: str | os.PathLike) -> Model:
     """Load a GGUF file, or a default model by name ('smollm2', 'gemma3'), pulling it if needed."""
     p = os.fspath(path_or_name)
     if not os.path.exists(p):
-        from .pull import KNOWN_MODELS, pull
+        from .apps.pull import KNOWN_MODELS, pull
         if p in KNOWN_MODELS:
             p = pull(p)
         elif not p.endswith(".gguf") and os.sep not in p:

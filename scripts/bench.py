@@ -42,7 +42,7 @@ def main():
     import llama_cpp
 
     import ggraph
-    from ggraph.runtime.bench import _pp, _tg
+    from ggraph.runtime.apps.bench import _pp, _tg
 
     rng = np.random.default_rng(0)
     model = ggraph.load(a.model)
@@ -50,7 +50,7 @@ def main():
     n_ctx = max(a.n_prompt, a.n_gen + 1) + 16
     llm = llama_cpp.Llama(model_path=a.model, n_ctx=n_ctx, n_batch=512, n_ubatch=512, n_threads=a.threads,
                           n_threads_batch=a.threads, flash_attn=False, verbose=False)
-    ctx = model.new_context(n_ctx=n_ctx, n_batch=512, n_threads=a.threads)
+    ctx = model.new_context(n_ctx=n_ctx, n_ubatch=512, n_threads=a.threads)
     # warm-up both (kernel loading, graph plans, page cache)
     _pp(ctx, toks[:a.n_prompt]), _tg(ctx, toks, 8), llamacpp_pp(llm, toks[:a.n_prompt]), llamacpp_tg(llm, toks, 8)
     res = {k: [] for k in ("g_pp", "l_pp", "g_tg", "l_tg")}

@@ -19,6 +19,7 @@ import numpy as np
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
+sys.path.insert(0, os.path.join(HERE, "..", "tests"))   # tests/compare.py: the measures the tests use
 from make_llamacpp_fixtures import llamacpp_run  # noqa: E402  (same recipe as the fixtures)
 
 
@@ -34,7 +35,7 @@ def main():
     import llama_cpp
 
     import ggraph
-    from ggraph.runtime.compare import kl_full, prompt_then_greedy
+    from compare import kl_full, prompt_then_greedy
 
     prompts = json.load(open(a.prompts))
     llm = llama_cpp.Llama(model_path=a.model, n_ctx=a.n_ctx, n_batch=512, n_ubatch=512, logits_all=True,

@@ -131,6 +131,7 @@ def llamacpp_nodes(model_path: str, ids: list[int], n_ctx: int = 512, decode: bo
 
 
 def ggraph_nodes(model_path: str, ids: list[int], n_ctx: int = 512, decode: bool = False) -> dict[str, np.ndarray]:
+    from ggraph.runtime.context import _Step
     from ggraph.runtime.executor import Plan
     from ggraph.runtime.model import Model
     m = Model(model_path)
@@ -138,14 +139,14 @@ def ggraph_nodes(model_path: str, ids: list[int], n_ctx: int = 512, decode: bool
     n = 1 if decode else len(ids)
     n_kv = ctx.kv.n_kv_for(len(ids))
     g = ctx.build_graph(n, n, n_kv)
-    plan = Plan(g, m.weights, ctx.kv.arrays, reuse_buffers=False)
-    ctx._plans[(n, n, n_kv)] = plan
+    plan = Plan(g.gf, m.weights, ctx.kv.arrays, reuse_buffers=False)
+    ctx._steps[(n, n, n_kv)] = _Step(g, plan)
     if decode:
         for i in ids:     # every step uses the same (1, 1, n_kv) debug plan; nodes of the last remain
             ctx.decode([i], logits_all=True)
     else:
         ctx.decode(ids, logits_all=True)
-    return {t.name: np.array(plan.array(t)) for t in g.nodes if t.name and t.kind == "op"}
+    return {t.name: np.array(plan.array(t)) for t in g.gf.nodes if t.name and t.kind == "op"}
 
 
 # -- isolated kernel checks ---------------------------------------------------------------------

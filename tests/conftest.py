@@ -28,13 +28,13 @@ def tiny_llama_path(tmp_path_factory) -> str:
 
 @pytest.fixture(scope="session")
 def smollm2_path() -> str:
-    from ggraph.runtime.pull import pull
+    from ggraph.runtime.apps.pull import pull
     return pull("smollm2", quiet=True)
 
 
 @pytest.fixture(scope="session")
 def gemma3_path() -> str:
-    from ggraph.runtime.pull import pull
+    from ggraph.runtime.apps.pull import pull
     return pull("gemma3", quiet=True)
 
 

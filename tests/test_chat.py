@@ -3,7 +3,8 @@ import numpy as np
 import pytest
 
 from ggraph.errors import GGraphError
-from ggraph.runtime.chat import ChatSession, ChatTemplate
+from ggraph.runtime.apps.chat import ChatSession
+from ggraph.runtime.text.chat_template import ChatTemplate
 
 CHATML = ("{% for m in messages %}{{ '<|im_start|>' + m['role'] + '\\n' + m['content'] + '<|im_end|>\\n' }}"
           "{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}")

@@ -12,7 +12,7 @@ from ggraph.errors import GGraphError
 
 
 def run_cli(*args):
-    r = subprocess.run([sys.executable, "-m", "ggraph.runtime.cli", *args], capture_output=True, text=True, timeout=300)
+    r = subprocess.run([sys.executable, "-m", "ggraph", *args], capture_output=True, text=True, timeout=300)
     return r.returncode, r.stdout, r.stderr
 
 

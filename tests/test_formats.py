@@ -7,7 +7,7 @@ import os
 import pytest
 
 import ggraph
-from ggraph.runtime.compare import llamacpp_self_spread, replay_fixture
+from compare import llamacpp_self_spread, replay_fixture
 
 HERE = os.path.dirname(__file__)
 PY_FORMATS = ["F16", "BF16", "Q4_0", "Q4_1", "Q5_0", "Q5_1", "Q8_0"]

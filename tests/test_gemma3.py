@@ -4,7 +4,7 @@ import os
 
 import pytest
 
-from ggraph.runtime.compare import llamacpp_self_spread, replay_fixture
+from compare import llamacpp_self_spread, replay_fixture
 
 pytestmark = pytest.mark.slow
 FIXTURE = os.path.join(os.path.dirname(__file__), "fixtures", "llamacpp_gemma3_q4_k_m.npz")

@@ -4,7 +4,7 @@ import os
 import numpy as np
 import pytest
 
-from ggraph.runtime.compare import replay_fixture
+from compare import replay_fixture
 
 pytestmark = pytest.mark.slow
 FIXTURE = os.path.join(os.path.dirname(__file__), "fixtures", "llamacpp_smollm2_q4_1.npz")

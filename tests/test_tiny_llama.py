@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 import ggraph
-from ggraph.runtime.compare import kl_full, replay_fixture
+from compare import kl_full, replay_fixture
 from np_reference import llama_forward
 
 FIXTURE = os.path.join(os.path.dirname(__file__), "fixtures", "llamacpp_tiny_f32.npz")

@@ -14,7 +14,7 @@ import warnings
 import pytest
 
 from ggraph.errors import GGraphError
-from ggraph.runtime.tokenizer import StreamDecoder, Vocab, _clean_spaces
+from ggraph.runtime.text.vocab import StreamDecoder, Vocab, _clean_spaces
 
 FIXTURES = os.path.join(os.path.dirname(__file__), "fixtures")
 
@@ -268,7 +268,7 @@ def test_spm_matches_sentencepiece(tmp_path):
 
 # ----------------------------------------------------------------------------- synthetic vocabs
 def _byte_bpe_meta(pre="gpt-2", merges=(), extra_tokens=(), **keys):
-    from ggraph.runtime.pretokenize import bytes_to_unicode
+    from ggraph.runtime.text.pretokenize import bytes_to_unicode
     tokens = [bytes_to_unicode()[b] for b in range(256)]
     types = [1] * 256
     for m in merges:

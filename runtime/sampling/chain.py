@@ -38,30 +38,9 @@ import numpy as np
 
 from ggraph.errors import GGraphError
 
-from .samplers import (  # noqa: F401  (re-exported: every sampler is usable on its own)
-    LLAMA_DEFAULT_SEED,
-    XTC,
-    Dist,
-    Greedy,
-    LogitBias,
-    MinP,
-    Penalties,
-    Sampler,
-    StdMT19937,
-    Temperature,
-    TokenDataArray,
-    TopK,
-    TopNSigma,
-    TopP,
-    Typical,
-    resolve_seed,
-)
-
-__all__ = [
-    "SamplerParams", "SamplerChain", "DEFAULT_SAMPLERS", "LLAMA_DEFAULT_SEED", "TokenDataArray",
-    "Sampler", "Greedy", "Dist", "TopK", "TopP", "MinP", "Typical", "Temperature", "Penalties",
-    "TopNSigma", "XTC", "LogitBias", "StdMT19937",
-]
+from .candidates import TokenDataArray
+from .rng import LLAMA_DEFAULT_SEED, resolve_seed
+from .samplers import XTC, Dist, Greedy, LogitBias, MinP, Penalties, Sampler, Temperature, TopK, TopNSigma, TopP, Typical
 
 # common_params_sampling::samplers
 DEFAULT_SAMPLERS = ("penalties", "dry", "top_n_sigma", "top_k", "typ_p", "top_p", "min_p", "xtc", "temperature")

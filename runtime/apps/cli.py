@@ -85,13 +85,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _load(name):
-    from .model import load
+    from ..model import load
     from .pull import DEFAULT_MODEL
     return load(name or DEFAULT_MODEL)
 
 
 def _sampler(args, n_vocab):
-    from .sampling import SamplerChain, SamplerParams
+    from ..sampling import SamplerChain, SamplerParams
     seed = None if args.seed in (LLAMA_DEFAULT_SEED, -1) else args.seed
     params = SamplerParams(temp=args.temp, top_k=args.top_k, top_p=args.top_p, min_p=args.min_p,
                            typical_p=args.typical, repeat_penalty=args.repeat_penalty,
@@ -108,7 +108,7 @@ def _perf_line(label: str, ms: float, n: int, unit: str) -> str:
 
 
 def cmd_run(args) -> int:
-    from .tokenizer import StreamDecoder
+    from ..text import StreamDecoder
     if args.file:
         try:
             with open(args.file, encoding="utf-8") as f:
@@ -120,7 +120,7 @@ def cmd_run(args) -> int:
     t0 = time.perf_counter()
     model = _load(args.model)
     sampler = _sampler(args, model.n_vocab)
-    ctx = model.new_context(n_ctx=args.ctx_size, n_batch=min(args.batch_size, args.ubatch_size), n_threads=args.threads)
+    ctx = model.new_context(n_ctx=args.ctx_size, n_batch=args.batch_size, n_ubatch=args.ubatch_size, n_threads=args.threads)
     ids = model.tokenize(prompt, add_special=True, parse_special=not args.no_special)
     if not ids:
         raise GGraphError("the prompt is empty")
@@ -154,7 +154,7 @@ def cmd_chat(args) -> int:
     from .chat import ChatSession
     model = _load(args.model)
     sampler = _sampler(args, model.n_vocab)
-    ctx = model.new_context(n_ctx=args.ctx_size, n_batch=min(args.batch_size, args.ubatch_size), n_threads=args.threads)
+    ctx = model.new_context(n_ctx=args.ctx_size, n_batch=args.batch_size, n_ubatch=args.ubatch_size, n_threads=args.threads)
     session = ChatSession(model, ctx, sampler=sampler, system=args.system_prompt)
     interactive = sys.stdin.isatty()
     if interactive:

@@ -28,7 +28,7 @@ def _tg(ctx, toks, n_gen) -> float:
 def bench(model, n_prompt=512, n_gen=128, reps=3, n_threads=None, out=sys.stdout) -> dict:
     rng = np.random.default_rng(0)
     toks = rng.integers(0, model.n_vocab, size=max(n_prompt, n_gen + 1)).tolist()
-    ctx = model.new_context(n_ctx=max(n_prompt, n_gen + 1) + 16, n_batch=512, n_threads=n_threads)
+    ctx = model.new_context(n_ctx=max(n_prompt, n_gen + 1) + 16, n_ubatch=512, n_threads=n_threads)
     _pp(ctx, toks[:n_prompt]), _tg(ctx, toks, min(n_gen, 8))        # warm-up: compile/load kernels, plans
     pp = [_pp(ctx, toks[:n_prompt]) for _ in range(reps)]
     tg = [_tg(ctx, toks, n_gen) for _ in range(reps)]

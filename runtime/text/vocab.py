@@ -16,8 +16,8 @@ import warnings
 from ggraph.errors import GGraphError
 
 from .pretokenize import PreType, bytes_to_unicode, lookup_pre
-from .tokenizer_bpe import BpeModel
-from .tokenizer_spm import SpmModel
+from .bpe import BpeModel
+from .spm import SpmModel
 
 # llama_token_attr bits
 ATTR_UNDEFINED, ATTR_UNKNOWN, ATTR_UNUSED, ATTR_NORMAL = 0, 1, 2, 4
