@@ -34,7 +34,7 @@ def bench(model, n_prompt=512, n_gen=128, reps=3, n_threads=None, out=sys.stdout
     tg = [_tg(ctx, toks, n_gen) for _ in range(reps)]
     res = {"model": model.path, "threads": ctx.n_threads, f"pp{n_prompt}": statistics.median(pp),
            f"tg{n_gen}": statistics.median(tg)}
-    print(f"| model | threads | test | t/s |\n|---|---|---|---|", file=out)
+    print("| model | threads | test | t/s |\n|---|---|---|---|", file=out)
     for k in (f"pp{n_prompt}", f"tg{n_gen}"):
         print(f"| {model.file.get('general.name')} | {ctx.n_threads} | {k} | {res[k]:.1f} |", file=out)
     return res

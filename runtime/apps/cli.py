@@ -13,8 +13,6 @@ import time
 
 from ggraph.errors import GGraphError
 
-LLAMA_DEFAULT_SEED = 0xFFFFFFFF
-
 
 def _add_model_arg(p, required=False):
     p.add_argument("-m", "--model", required=required, default=None,
@@ -29,17 +27,23 @@ def _add_ctx_args(p):
 
 
 def _add_sampling_args(p):
+    from ..sampling import LLAMA_DEFAULT_SEED, SamplerParams
+    d = SamplerParams()    # one place for llama.cpp's defaults (common_params_sampling)
     p.add_argument("-n", "--n-predict", type=int, default=-1, help="tokens to predict (default: -1 = until end of generation or full context)")
-    p.add_argument("--temp", type=float, default=0.8)
-    p.add_argument("--top-k", type=int, default=40)
-    p.add_argument("--top-p", type=float, default=0.95)
-    p.add_argument("--min-p", type=float, default=0.05)
-    p.add_argument("--typical", type=float, default=1.0)
-    p.add_argument("--repeat-penalty", type=float, default=1.0)
-    p.add_argument("--repeat-last-n", type=int, default=64)
-    p.add_argument("--presence-penalty", type=float, default=0.0)
-    p.add_argument("--frequency-penalty", type=float, default=0.0)
-    p.add_argument("-s", "--seed", type=int, default=LLAMA_DEFAULT_SEED, help="RNG seed (default: random)")
+    p.add_argument("--temp", type=float, default=d.temp, help=f"temperature (default: {d.temp}; <= 0: greedy)")
+    p.add_argument("--top-k", type=int, default=d.top_k, help=f"top-k sampling (default: {d.top_k}, 0 = disabled)")
+    p.add_argument("--top-p", type=float, default=d.top_p, help=f"top-p sampling (default: {d.top_p}, 1.0 = disabled)")
+    p.add_argument("--min-p", type=float, default=d.min_p, help=f"min-p sampling (default: {d.min_p}, 0.0 = disabled)")
+    p.add_argument("--typical", type=float, default=d.typical_p, help=f"locally typical sampling (default: {d.typical_p}, 1.0 = disabled)")
+    p.add_argument("--repeat-penalty", type=float, default=d.repeat_penalty,
+                   help=f"penalize repeated tokens (default: {d.repeat_penalty}, 1.0 = disabled)")
+    p.add_argument("--repeat-last-n", type=int, default=d.repeat_last_n,
+                   help=f"last n tokens the penalties look at (default: {d.repeat_last_n}, 0 = disabled, -1 = all)")
+    p.add_argument("--presence-penalty", type=float, default=d.presence_penalty,
+                   help=f"presence penalty (default: {d.presence_penalty}, 0.0 = disabled)")
+    p.add_argument("--frequency-penalty", type=float, default=d.frequency_penalty,
+                   help=f"frequency penalty (default: {d.frequency_penalty}, 0.0 = disabled)")
+    p.add_argument("-s", "--seed", type=int, default=LLAMA_DEFAULT_SEED, help="RNG seed (default: -1, random)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -92,11 +96,10 @@ def _load(name):
 
 def _sampler(args, n_vocab):
     from ..sampling import SamplerChain, SamplerParams
-    seed = None if args.seed in (LLAMA_DEFAULT_SEED, -1) else args.seed
     params = SamplerParams(temp=args.temp, top_k=args.top_k, top_p=args.top_p, min_p=args.min_p,
                            typical_p=args.typical, repeat_penalty=args.repeat_penalty,
                            repeat_last_n=args.repeat_last_n, frequency_penalty=args.frequency_penalty,
-                           presence_penalty=args.presence_penalty, seed=seed)
+                           presence_penalty=args.presence_penalty, seed=args.seed)
     params.validate()
     return SamplerChain.from_params(params, n_vocab)
 

@@ -39,7 +39,6 @@ import numpy as np
 from ggraph.errors import GGraphError
 
 from .candidates import TokenDataArray
-from .rng import LLAMA_DEFAULT_SEED, resolve_seed
 from .samplers import XTC, Dist, Greedy, LogitBias, MinP, Penalties, Sampler, Temperature, TopK, TopNSigma, TopP, Typical
 
 # common_params_sampling::samplers
