@@ -108,3 +108,25 @@ def test_token_id_outside_vocab(tiny_llama_path):
     with pytest.raises(GGraphError, match="outside the vocabulary"):
         ctx.decode([1, m.n_vocab + 5])
     assert os.path.exists(tiny_llama_path)
+
+
+@pytest.mark.parametrize("args, needle", [(("-r", "0"), "repetitions"), (("-p", "0", "-n", "0"), "not both 0"),
+                                          (("-d", "-5"), "n-depth")])
+def test_bench_rejects_bad_arguments(tiny_llama_path, args, needle):
+    code, _, err = run_cli("bench", "-m", tiny_llama_path, *args)
+    assert_one_error_line(code, err, needle)
+
+
+def test_bench_table_rows_and_depth(tiny_llama_path):
+    """llama-bench's table: one row per test, depth tests marked '@ d<D>', mean +- std of positive t/s."""
+    import io
+
+    from ggraph.runtime.apps.bench import bench
+    out = io.StringIO()
+    rows = bench(ggraph.load(tiny_llama_path), n_prompt=8, n_gen=4, reps=2, n_threads=1, depths=(0, 20),
+                 out=out, progress=None)
+    assert [r["test"] for r in rows] == ["pp8", "tg4", "pp8 @ d20", "tg4 @ d20"]
+    assert all(len(r["samples_ts"]) == 2 and min(r["samples_ts"]) > 0 for r in rows)
+    lines = out.getvalue().strip().splitlines()
+    assert lines[0] == "| model | size | params | backend | threads | test | t/s |" and len(lines) == 6
+    assert "| pp8 @ d20 |" in lines[4] and "±" in lines[4]

@@ -46,6 +46,13 @@ def _add_sampling_args(p):
     p.add_argument("-s", "--seed", type=int, default=LLAMA_DEFAULT_SEED, help="RNG seed (default: -1, random)")
 
 
+def _int_list(text: str) -> list[int]:
+    try:
+        return [int(x) for x in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from None
+
+
 def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="ggraph", description="Run GGUF models on the CPU, the llama.cpp way, in Python.")
     sub = ap.add_subparsers(dest="cmd", required=True)
@@ -81,10 +88,15 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("bench", help="prompt (pp) and generation (tg) tokens/s, like llama-bench")
     _add_model_arg(p)
-    p.add_argument("-p", "--n-prompt", type=int, default=512)
-    p.add_argument("-n", "--n-gen", type=int, default=128)
-    p.add_argument("-r", "--repetitions", type=int, default=3)
-    p.add_argument("-t", "--threads", type=int, default=None)
+    p.add_argument("-p", "--n-prompt", type=int, default=512, help="prompt tokens (default: 512, 0 = no pp test)")
+    p.add_argument("-n", "--n-gen", type=int, default=128, help="generated tokens (default: 128, 0 = no tg test)")
+    p.add_argument("-d", "--n-depth", type=_int_list, default=[0],
+                   help="tokens already in the context, comma-separated list (default: 0)")
+    p.add_argument("-r", "--repetitions", type=int, default=5, help="repetitions per test (default: 5)")
+    p.add_argument("-t", "--threads", type=int, default=None, help="threads (default: all cores)")
+    p.add_argument("--vs-llama-cpp", action="store_true",
+                   help="also run llama.cpp (llama-cpp-python) alternating with ggraph, with a ratio column")
+    p.add_argument("--json", action="store_true", help="print the rows as JSON")
     return ap
 
 
@@ -221,9 +233,11 @@ def cmd_pull(args) -> int:
 
 
 def cmd_bench(args) -> int:
-    from .bench import bench
+    from .bench import bench, check_args
+    check_args(args.n_prompt, args.n_gen, args.repetitions, args.n_depth)
     model = _load(args.model)
-    bench(model, n_prompt=args.n_prompt, n_gen=args.n_gen, reps=args.repetitions, n_threads=args.threads)
+    bench(model, n_prompt=args.n_prompt, n_gen=args.n_gen, reps=args.repetitions, n_threads=args.threads,
+          depths=args.n_depth, vs_llama_cpp=args.vs_llama_cpp, as_json=args.json)
     return 0
 
 
