@@ -57,6 +57,20 @@ class Sampler:
         return f"{type(self).__name__}({args})"
 
 
+class _RandomSampler(Sampler):
+    """A sampler that draws random numbers (Dist, XTC): its own mt19937; reset() restarts a fixed
+    seed's sequence and re-draws a random seed."""
+
+    def _seed_rng(self, seed) -> None:
+        self.seed = seed
+        self.seed_cur = resolve_seed(seed)
+        self._rng = StdMT19937(self.seed_cur)
+
+    def reset(self) -> None:
+        self.seed_cur = resolve_seed(self.seed)
+        self._rng.seed(self.seed_cur)
+
+
 class Greedy(Sampler):
     """`llama_sampler_init_greedy`: selects the first candidate with the largest logit."""
 
@@ -66,7 +80,7 @@ class Greedy(Sampler):
         cur.selected = int(np.argmax(cur.logits)) if cur.size else -1
 
 
-class Dist(Sampler):
+class Dist(_RandomSampler):
     """`llama_sampler_init_dist(seed)`: softmax over the remaining candidates (in their current
     order), u = uniform_real_distribution<double>(mt19937), selects the first candidate whose
     running probability sum reaches u * total. One draw per call, even with a single candidate.
@@ -75,13 +89,8 @@ class Dist(Sampler):
     name = "dist"
 
     def __init__(self, seed=None):
-        self.seed = seed
-        self.seed_cur = resolve_seed(seed)
-        self._rng = StdMT19937(self.seed_cur)
+        self._seed_rng(seed)
 
-    def reset(self):
-        self.seed_cur = resolve_seed(self.seed)
-        self._rng.seed(self.seed_cur)
 
     def apply(self, cur):
         n = cur.size
@@ -352,7 +361,7 @@ class TopNSigma(Sampler):
         cur.p = None
 
 
-class XTC(Sampler):
+class XTC(_RandomSampler):
     """`llama_sampler_init_xtc(probability, threshold, min_keep, seed)` (exclude top choices): with
     probability `probability` (own mt19937, uniform_real_distribution<float>), sort + softmax and
     remove every candidate with p >= threshold except the least probable of them, if at least two
@@ -364,13 +373,8 @@ class XTC(Sampler):
         self.probability = float(probability)
         self.threshold = float(threshold)
         self.min_keep = int(min_keep)
-        self.seed = seed
-        self.seed_cur = resolve_seed(seed)
-        self._rng = StdMT19937(self.seed_cur)
+        self._seed_rng(seed)
 
-    def reset(self):
-        self.seed_cur = resolve_seed(self.seed)
-        self._rng.seed(self.seed_cur)
 
     def apply(self, cur):
         if self.probability <= 0.0 or self.threshold > 0.5 or cur.size < 2:
