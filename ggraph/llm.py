@@ -120,7 +120,7 @@ class InputAttnKV(GraphInput):
 
     def __init__(self, g: "LLMGraphContext", swa: bool = False):
         shape = (g.n_kv, g.n_tokens)
-        self.n_swa = g.hp.n_swa
+        self.hp = g.hp       # read at set_input time, as llama.cpp's input keeps its hparams
         self.k_idxs = g.gf.input("k_idxs", I32, (g.n_tokens,))
         self.v_idxs = g.gf.input("v_idxs", I32, (g.n_tokens,))
         self.kq_mask = g.gf.input("kq_mask", F32, shape)
@@ -134,7 +134,7 @@ class InputAttnKV(GraphInput):
         arr(self.v_idxs)[:] = ub.kv_cells
         arr(self.kq_mask)[:] = kq_mask(ub).reshape(-1)
         if self.kq_mask_swa is not None:
-            arr(self.kq_mask_swa)[:] = kq_mask(ub, self.n_swa).reshape(-1)
+            arr(self.kq_mask_swa)[:] = kq_mask(ub, self.hp.n_swa).reshape(-1)
 
 
 class GraphResult:
