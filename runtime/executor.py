@@ -25,7 +25,7 @@ class Plan:
                  n_threads: int | None = None):
         self.graph = graph
         self._reuse = reuse_buffers        # off: every node keeps its own array (for debugging/diffs)
-        self._weights = weights            # weight name -> prepared weight (or float32 array for F32 1-D)
+        self._weights = weights            # weight name -> prepared Weight (runtime/weights.py)
         self._cache = cache_arrays         # cache leaf name -> float32 storage array
         self.arrays: dict[int, np.ndarray] = {}
         self._storage_buf: dict[int, np.ndarray] = {}

@@ -15,6 +15,7 @@ from ggraph.graph import F16, Tensor
 from .kernels import batched_matmul, elementwise, norm, rope, softmax
 from .kernels.matmul import get_rows as q_get_rows
 from .kernels.matmul import mul_mat as q_mul_mat
+from .kernels.quantize_act import round_to_f16
 
 VIEW_OPS = ("view", "reshape", "permute", "transpose")
 
@@ -82,12 +83,9 @@ def _bind_glu(kernel):
 
 
 def _src_array(s: Tensor, plan) -> np.ndarray:
-    """An F32 operand: an activation array, or a 1-D F32 weight (norm weights, biases)."""
+    """An F32 operand: an activation array, or an F32 weight (norm weights, biases)."""
     if s.kind == "weight":
-        w = plan.weight(s)
-        if not isinstance(w, np.ndarray):
-            raise GGraphError(f"{s.name}: a {s.type.name} weight cannot be used by elementwise ops")
-        return w.reshape(tuple(reversed(s.ne)))
+        return plan.weight(s).f32().reshape(tuple(reversed(s.ne)))
     return plan.array(s)
 
 
@@ -118,9 +116,6 @@ def _bind_get_rows(t, plan):
     out = _rows(plan.array(t))
     if src.kind == "weight":
         w = plan.weight(src)
-        if isinstance(w, np.ndarray):
-            w2 = w.reshape(-1, src.ne[0])
-            return lambda: np.take(w2, ids_arr, axis=0, out=out)
         return lambda: q_get_rows(w, ids_arr, out)
     a = plan.array(src)
     if src.ne[2] != 1 or src.ne[3] != 1:
@@ -153,7 +148,7 @@ def _bind_mul_mat(t, plan):
 
     def run():
         a3 = av if _is_c(av) else np.ascontiguousarray(av)
-        b3 = elementwise.round_f16(bv) if to_f16 else (bv if _is_c(bv) else np.ascontiguousarray(bv))
+        b3 = round_to_f16(bv) if to_f16 else (bv if _is_c(bv) else np.ascontiguousarray(bv))
         batched_matmul.bmm_f32(a3, b3, o3, to_f16, b_cont)
     return run
 
@@ -198,7 +193,7 @@ def _bind_set_rows(t, plan):
 
     def run():
         rows = s2 if s2 is not None else _rows(np.ascontiguousarray(sv))
-        d2[ids_arr] = elementwise.round_f16(rows) if f16 else rows
+        d2[ids_arr] = round_to_f16(rows) if f16 else rows
     return run
 
 
@@ -217,7 +212,7 @@ def _bind_cpy(t, plan):
 
     def run():
         vals = np.ascontiguousarray(src).reshape(dst.shape)
-        dst[...] = elementwise.round_f16(vals) if f16 else vals
+        dst[...] = round_to_f16(vals) if f16 else vals
     return run
 
 

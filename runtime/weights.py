@@ -1,21 +1,70 @@
-"""Binding model weight tensors to GGUF data, once at load time."""
+"""Model weights bound to their GGUF data, once at load time: one Weight per tensor, whatever its
+type (matrices, and the 1-D F32 norm weights and biases alike)."""
 from __future__ import annotations
 
 import numpy as np
+from gguf import GGMLQuantizationType as T
 
-from ggraph.graph import F32
+from ggraph.errors import GGraphError
 
-from .kernels.matmul import prepare_weight
+from .kernels.type_traits import get_format
+
+
+class Weight:
+    """A weight tensor [ne1 rows x ne0] kept as its raw GGUF blocks (no dequantized copy), with its
+    format (kernels.type_traits.WeightFormat) and the packed copy llama.cpp's CPU backend would
+    repack it into (or None); get_rows keeps reading `raw`, as llama.cpp's embedding lookups read the
+    plain tensor."""
+
+    __slots__ = ("name", "fmt", "raw", "ne0", "ne1", "packed")
+
+    def __init__(self, name, fmt, raw, ne0, ne1):
+        self.name, self.fmt, self.raw, self.ne0, self.ne1 = name, fmt, raw, ne0, ne1
+        rp = fmt.repack
+        self.packed = rp.pack(raw, ne0, ne1) if rp is not None and rp.applies(ne1) else None
+
+    @property
+    def ggml_type(self):
+        return int(self.fmt.type)
+
+    @property
+    def nbytes_weights(self):
+        return self.raw.nbytes
+
+    def f32(self) -> np.ndarray:
+        """The values as float32 [ne1, ne0], zero-copy: what elementwise ops read (norm weights,
+        biases). Only F32 weights have them."""
+        if self.fmt.type != T.F32:
+            raise GGraphError(f"{self.name}: a {self.fmt.name} weight cannot be used by elementwise ops")
+        return self.raw.view(np.float32)
+
+    def __repr__(self):
+        return f"Weight({self.name!r}, {self.fmt.name}, ne0={self.ne0}, ne1={self.ne1})"
+
+
+def prepare_weight(name, ggml_type, raw, ne0, ne1) -> Weight:
+    """Validate and wrap one weight. `raw` (its bytes, [ne1, row_bytes] or flat) is used in place."""
+    fmt = get_format(ggml_type, name)
+    ne0, ne1 = int(ne0), int(ne1)
+    if ne0 % fmt.block_size:
+        raise GGraphError(f"tensor '{name}' ({fmt.name}): ne0={ne0} is not a multiple of the block size {fmt.block_size}")
+    rb = fmt.row_bytes(ne0)
+    raw = np.asarray(raw)
+    if raw.dtype != np.uint8:
+        raw = raw.view(np.uint8)
+    if raw.size != ne1 * rb:
+        raise GGraphError(f"tensor '{name}' ({fmt.name}): {raw.size} bytes, expected {ne1} rows x {rb} bytes")
+    raw = raw.reshape(ne1, rb)
+    if not raw.flags.c_contiguous:   # kernels address rows as r * row_bytes
+        raw = np.ascontiguousarray(raw)
+    return Weight(name, fmt, raw, ne0, ne1)
 
 
 def prepare_weights(model) -> dict:
-    """name -> prepared weight: 1-D F32 tensors (norms, biases) as float32 arrays, matrices as
-    the quantized-kernel's prepared blocks (zero-copy over the mmap where the format allows)."""
+    """name -> Weight for every weight tensor of the model (zero-copy over the mmap where the data
+    is contiguous)."""
     out = {}
     for t in model.weight_tensors():
         info = model.file.tensor(t.name)
-        if t.type == F32 and t.n_dims == 1:
-            out[t.name] = info.data.view(np.float32).reshape(-1)
-        else:
-            out[t.name] = prepare_weight(t.name, int(info.ggml_type), info.data, t.ne[0], t.nelements // t.ne[0])
+        out[t.name] = prepare_weight(t.name, int(info.ggml_type), info.data, t.ne[0], t.nelements // t.ne[0])
     return out

@@ -12,8 +12,9 @@ import time
 import numba
 import numpy as np
 
-from ggraph.runtime.kernels.matmul import mul_mat, prepare_weight
-from ggraph.runtime.kernels.quant_formats import FORMATS
+from ggraph.runtime.kernels.matmul import mul_mat
+from ggraph.runtime.kernels.type_traits import FORMATS
+from ggraph.runtime.weights import prepare_weight
 
 SMOLLM2 = [  # (ne0 inputs, ne1 outputs, type name, what)
     (576, 576, "Q4_1", "attn_q / attn_output"),
@@ -34,7 +35,7 @@ def random_weight(fmt, ne0, ne1, rng):
         h = raw.view(np.uint16)
         h &= 0x03FF
         h |= 0x2000
-    return prepare_weight(f"bench.{fmt.name}", fmt.ggml_type, raw, ne0, ne1)
+    return prepare_weight(f"bench.{fmt.name}", int(fmt.type), raw, ne0, ne1)
 
 
 COLD_BYTES = 100_000_000   # > 3x the 32 MB L3 of the reference machine

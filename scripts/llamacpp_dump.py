@@ -164,6 +164,7 @@ def run_kernel(rec: dict, weights: dict | None = None) -> np.ndarray | None:
     With `weights` (ggraph's prepared weights by name), matmuls with a weight run ggraph's
     quantized matmul on llama.cpp's activations."""
     from ggraph.runtime.kernels import batched_matmul, elementwise, norm, rope, softmax
+    from ggraph.runtime.kernels.quantize_act import round_to_f16
     op, desc, p, srcs = rec["op"], rec["desc"], rec["params"], rec["srcs"]
     out = np.empty(rec["out"].shape, np.float32)
     if op == "MUL_MAT" and weights is not None and srcs[0]["name"] in weights:
@@ -210,7 +211,7 @@ def run_kernel(rec: dict, weights: dict | None = None) -> np.ndarray | None:
         if a["type"] not in (0, 1) or a["data"] is None:
             return None      # quantized weights: not these kernels
         f16 = a["type"] == 1
-        bx = elementwise.round_f16(b["data"][0]) if f16 else np.ascontiguousarray(b["data"][0])
+        bx = round_to_f16(b["data"][0]) if f16 else np.ascontiguousarray(b["data"][0])
         try:
             batched_matmul.bmm_f32(np.ascontiguousarray(a["data"][0]), bx, out[0], f16, b["contiguous"])
         except TypeError:    # older bmm_f32(a, x, out)

@@ -19,6 +19,7 @@ import numpy as np
 import pytest
 
 from ggraph.runtime.kernels import batched_matmul, elementwise, ggml_math, norm, rope, softmax
+from ggraph.runtime.kernels.quantize_act import round_to_f16
 
 F32 = np.float32
 
@@ -262,7 +263,7 @@ def test_bmm(shape, f16):
     a = (rng.standard_normal((B0, N, K)) * 2).astype(F32)
     x = (rng.standard_normal((B1, M, K)) * 2).astype(F32)
     if f16:
-        a, x = elementwise.round_f16(a), elementwise.round_f16(x)
+        a, x = round_to_f16(a), round_to_f16(x)
     out = np.empty((B1, M, N), F32)
     batched_matmul.bmm_f32(a, x, out, f16)
     ref = np.einsum("bnk,bmk->bmn", a.astype(np.float64)[np.arange(B1) // (B1 // B0)], x.astype(np.float64))
@@ -419,8 +420,8 @@ def _vec_dot_order_ref(a, x):
 def test_bmm_summation_order(shape):
     B0, B1, N, M, K = shape
     rng = np.random.default_rng(K + 3 * N)
-    a = elementwise.round_f16((rng.standard_normal((B0, N, K)) * 3).astype(F32))
-    x = elementwise.round_f16((rng.standard_normal((B1, M, K)) * 3).astype(F32))
+    a = round_to_f16((rng.standard_normal((B0, N, K)) * 3).astype(F32))
+    x = round_to_f16((rng.standard_normal((B1, M, K)) * 3).astype(F32))
     out = np.empty((B1, M, N), F32)
     batched_matmul.bmm_f32(a, x, out)
     sgemm = batched_matmul.uses_sgemm(N, M, K)
@@ -606,11 +607,11 @@ def test_llamacpp_bmm(ggml, shape, f16):
     rng = np.random.default_rng(N + M + K)
     a = (rng.standard_normal((B0, N, K)) * 3).astype(F32)
     if f16:
-        a = elementwise.round_f16(a)
+        a = round_to_f16(a)
     x = (rng.standard_normal((B1, M, K)) * 3).astype(F32)
     for permuted in (True, False):     # q is a permuted view; kq_soft_max is contiguous
         out = np.empty((B1, M, N), F32)
-        batched_matmul.bmm_f32(a, elementwise.round_f16(x) if f16 else x, out, f16, not permuted)
+        batched_matmul.bmm_f32(a, round_to_f16(x) if f16 else x, out, f16, not permuted)
 
         def build(c, t):
             ta = t(a.astype(np.float16), ggml.F16) if f16 else t(a)

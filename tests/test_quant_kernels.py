@@ -8,9 +8,10 @@ import pytest
 from gguf import GGMLQuantizationType as T
 
 from ggraph.errors import GGraphError
-from ggraph.runtime.kernels.matmul import dequantize_rows, get_rows, mul_mat, prepare_weight
-from ggraph.runtime.kernels.quant_formats import FORMATS
+from ggraph.runtime.kernels.matmul import dequantize_rows, get_rows, mul_mat
 from ggraph.runtime.kernels.quantize_act import quantize_q8_0, quantize_q8_1, quantize_q8_K
+from ggraph.runtime.kernels.type_traits import FORMATS
+from ggraph.runtime.weights import prepare_weight
 
 ALL = [T.F32, T.F16, T.BF16, T.Q4_0, T.Q4_1, T.Q5_0, T.Q5_1, T.Q8_0, T.Q2_K, T.Q3_K, T.Q4_K, T.Q5_K,
        T.Q6_K, T.IQ4_NL, T.IQ4_XS]

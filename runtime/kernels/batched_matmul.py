@@ -17,7 +17,8 @@ the caller as ggml converts it), so every product is exact in float32 and fma ==
 import numpy as np
 from numba import njit, prange
 
-from .ggml_math import fma32, vadd, vfma, vload, vsum, vzero
+from ggraph.runtime.kernels.ggml_math import fma32
+from ggraph.runtime.kernels.simd.f32 import fadd, ffma, fhsum_gcc, fload, fzero
 
 F32 = np.float32
 
@@ -36,27 +37,27 @@ def bmm_sgemm_order(a, x, out):
         n = 0
         while n + 4 <= N:          # 4 rows of a share each load of x (as tinyBLAS' RM=4 tiles)
             ao = (ab * N + n) * K
-            c0 = vzero()
-            c1 = vzero()
-            c2 = vzero()
-            c3 = vzero()
+            c0 = fzero()
+            c1 = fzero()
+            c2 = fzero()
+            c3 = fzero()
             for l in range(0, K, 16):
-                xv = vload(x, xo + l)
-                c0 = vfma(vload(a, ao + l), xv, c0)
-                c1 = vfma(vload(a, ao + K + l), xv, c1)
-                c2 = vfma(vload(a, ao + 2 * K + l), xv, c2)
-                c3 = vfma(vload(a, ao + 3 * K + l), xv, c3)
-            out[b, m, n] = vsum(c0)
-            out[b, m, n + 1] = vsum(c1)
-            out[b, m, n + 2] = vsum(c2)
-            out[b, m, n + 3] = vsum(c3)
+                xv = fload(x, 4 * (xo + l))
+                c0 = ffma(fload(a, 4 * (ao + l)), xv, c0)
+                c1 = ffma(fload(a, 4 * (ao + K + l)), xv, c1)
+                c2 = ffma(fload(a, 4 * (ao + 2 * K + l)), xv, c2)
+                c3 = ffma(fload(a, 4 * (ao + 3 * K + l)), xv, c3)
+            out[b, m, n] = fhsum_gcc(c0)
+            out[b, m, n + 1] = fhsum_gcc(c1)
+            out[b, m, n + 2] = fhsum_gcc(c2)
+            out[b, m, n + 3] = fhsum_gcc(c3)
             n += 4
         while n < N:
             ao = (ab * N + n) * K
-            c0 = vzero()
+            c0 = fzero()
             for l in range(0, K, 16):
-                c0 = vfma(vload(a, ao + l), vload(x, xo + l), c0)
-            out[b, m, n] = vsum(c0)
+                c0 = ffma(fload(a, 4 * (ao + l)), fload(x, 4 * (xo + l)), c0)
+            out[b, m, n] = fhsum_gcc(c0)
             n += 1
 
 
@@ -75,27 +76,27 @@ def bmm_vec_dot_order(a, x, out, f16):
         xo = (b * M + m) * K
         for n in range(N):
             ao = (ab * N + n) * K
-            c0 = vzero()
-            c1 = vzero()
-            c2 = vzero()
-            c3 = vzero()
+            c0 = fzero()
+            c1 = fzero()
+            c2 = fzero()
+            c3 = fzero()
             for l in range(0, kp, 64):
-                c0 = vfma(vload(a, ao + l), vload(x, xo + l), c0)
-                c1 = vfma(vload(a, ao + l + 16), vload(x, xo + l + 16), c1)
-                c2 = vfma(vload(a, ao + l + 32), vload(x, xo + l + 32), c2)
-                c3 = vfma(vload(a, ao + l + 48), vload(x, xo + l + 48), c3)
-            c0 = vadd(c0, c2)
-            c1 = vadd(c1, c3)
-            c0 = vadd(c0, c1)
+                c0 = ffma(fload(a, 4 * (ao + l)), fload(x, 4 * (xo + l)), c0)
+                c1 = ffma(fload(a, 4 * (ao + l + 16)), fload(x, 4 * (xo + l + 16)), c1)
+                c2 = ffma(fload(a, 4 * (ao + l + 32)), fload(x, 4 * (xo + l + 32)), c2)
+                c3 = ffma(fload(a, 4 * (ao + l + 48)), fload(x, 4 * (xo + l + 48)), c3)
+            c0 = fadd(c0, c2)
+            c1 = fadd(c1, c3)
+            c0 = fadd(c0, c1)
             if f16:
-                s = np.float64(vsum(c0))
+                s = np.float64(fhsum_gcc(c0))
                 for l in range(kp, K):
                     s += np.float64(a[ab, n, l] * x[b, m, l])
                 out[b, m, n] = F32(s)
             else:
                 # GCC vectorizes this leftover loop as an in-order reduction: products by vmulps
                 # in groups of 8, then scalar fmas for the last (K - kp) % 8
-                sf = vsum(c0)
+                sf = fhsum_gcc(c0)
                 for l in range(kp, kv):
                     sf = sf + a[ab, n, l] * x[b, m, l]
                 for l in range(kv, K):

@@ -85,8 +85,3 @@ def gelu_f32(x, out):
 def geglu_f32(g, u, out):
     """gelu(g) * u."""
     _gelu_lookup(g, _f16_bits(g), GELU_TABLE, out, u, True)
-
-
-def round_f16(x: np.ndarray) -> np.ndarray:
-    """Values rounded to float16 precision, kept as float32 (what an F16 store then load gives)."""
-    return x.astype(np.float16).astype(np.float32)

@@ -10,9 +10,7 @@ that Numba kernels reproduce llama.cpp bit for bit:
   v_silu(x)          one lane of ggml_v_silu: x / (1 + v_expf(0 - x)).
   silu_scalar(x)     ggml_silu_f32 (the leftovers of a row): x / (1 + expf(-x)).
 
-and a minimal <16 x float> vector type (one __m512) for the hot loops: vload (16 floats at an
-element offset of a C-contiguous float32 array), vzero, vfma (per-lane fma), vadd, vsum (GCC's
-_mm512_reduce_add_ps tree, like reduce16).
+Vector code uses the SIMD layer (simd/f32.py: fload, ffma, fhsum_gcc = reduce16's tree, ...).
 
 Numba compiles float32 math functions (np.exp, math.cos, ** on float32, ...) to the same glibc
 calls (expf, cosf, powf) that llama.cpp makes, so those agree bit for bit too. The kernels that use
@@ -23,9 +21,8 @@ import math
 import numpy as np
 from llvmlite import ir
 from numba import njit, types
-from numba.core import cgutils
 from numba.core.errors import TypingError
-from numba.extending import intrinsic, models, register_model
+from numba.extending import intrinsic
 
 F32 = np.float32
 
@@ -104,88 +101,3 @@ def v_silu(x):
 def silu_scalar(x):
     """ggml_silu_f32: x / (1 + expf(-x)) with glibc's expf."""
     return x / (F32(1.0) + np.exp(-x))
-
-
-# ---- <16 x float> ---------------------------------------------------------------------------------
-
-_LL_F32 = ir.FloatType()
-_LL_V16 = ir.VectorType(_LL_F32, 16)
-_LL_I32 = ir.IntType(32)
-
-
-class _F32x16Type(types.Type):
-    def __init__(self):
-        super().__init__(name="ggml_math.F32x16")
-
-
-F32x16 = _F32x16Type()
-
-
-@register_model(_F32x16Type)
-class _F32x16Model(models.PrimitiveModel):
-    def __init__(self, dmm, fe_type):
-        super().__init__(dmm, fe_type, _LL_V16)
-
-
-def _shuffle(builder, a, b, idx):
-    return builder.shuffle_vector(a, b, ir.Constant(ir.VectorType(_LL_I32, len(idx)), list(idx)))
-
-
-@intrinsic
-def vload(typingctx, arr, off):
-    """16 floats of C-contiguous float32 `arr` from flat element offset `off` (no bounds check)."""
-    if not (isinstance(arr, types.Array) and arr.dtype == types.float32 and isinstance(off, types.Integer)):
-        raise TypingError("vload(float32 array, int offset)")
-
-    def codegen(context, builder, sig, args):
-        data = context.make_array(sig.args[0])(context, builder, args[0]).data
-        o = context.cast(builder, args[1], sig.args[1], types.intp)
-        ptr = builder.bitcast(builder.gep(data, [o]), _LL_V16.as_pointer())
-        return builder.load(ptr, align=4)
-    return F32x16(arr, off), codegen
-
-
-@intrinsic
-def vzero(typingctx):
-    def codegen(context, builder, sig, args):
-        return ir.Constant(_LL_V16, [ir.Constant(_LL_F32, 0.0)] * 16)
-    return F32x16(), codegen
-
-
-@intrinsic
-def vfma(typingctx, a, b, c):
-    """lane-wise a*b + c, one rounding (_mm512_fmadd_ps(a, b, c))."""
-    if not (a == F32x16 and b == F32x16 and c == F32x16):
-        raise TypingError("vfma takes F32x16 arguments")
-
-    def codegen(context, builder, sig, args):
-        fn = cgutils.get_or_insert_function(builder.module, ir.FunctionType(_LL_V16, [_LL_V16] * 3),
-                                            "llvm.fma.v16f32")
-        return builder.call(fn, args)
-    return F32x16(a, b, c), codegen
-
-
-@intrinsic
-def vadd(typingctx, a, b):
-    if not (a == F32x16 and b == F32x16):
-        raise TypingError("vadd takes F32x16 arguments")
-
-    def codegen(context, builder, sig, args):
-        return builder.fadd(args[0], args[1])
-    return F32x16(a, b), codegen
-
-
-@intrinsic
-def vsum(typingctx, v):
-    """_mm512_reduce_add_ps(v) in GCC 12's order (see reduce16)."""
-    if v != F32x16:
-        raise TypingError("vsum takes an F32x16")
-
-    def codegen(context, builder, sig, args):
-        x = args[0]
-        t3 = builder.fadd(_shuffle(builder, x, x, range(8, 16)), _shuffle(builder, x, x, range(8)))
-        t6 = builder.fadd(_shuffle(builder, t3, t3, range(4, 8)), _shuffle(builder, t3, t3, range(4)))
-        t8 = builder.fadd(t6, _shuffle(builder, t6, t6, [2, 3, 0, 1]))
-        return builder.fadd(builder.extract_element(t8, ir.Constant(_LL_I32, 0)),
-                            builder.extract_element(t8, ir.Constant(_LL_I32, 1)))
-    return types.float32(v), codegen

@@ -1,4 +1,5 @@
-"""Public matmul entry points used by the executor: prepare_weight, mul_mat, get_rows, dequantize_rows.
+"""mul_mat, get_rows and dequantize_rows of a weight (runtime.weights.Weight: raw blocks, format,
+packed copy) as ggml-cpu's mul_mat / get_rows compute them.
 
 mul_mat follows llama.cpp's CPU backend (x86, AVX512 build): x rows are converted to the weight
 type's vec_dot type (Q8_0/Q8_1/Q8_K/F16/BF16/F32) and dotted with the float operation order of the
@@ -12,51 +13,12 @@ import threading
 import numpy as np
 
 from ggraph.errors import GGraphError
-from ggraph.runtime.kernels.quant_formats import ACTIVATIONS, get_format
-
+from ggraph.runtime.kernels.type_traits import ACTIVATIONS
 
 # Quantized-activation scratch arrays by (vec_dot type, M, K), per calling thread: saves three
 # allocations per call (mul_mat consumes them before returning).
 _tls = threading.local()
 _SCRATCH_MAX = 32
-
-
-class PreparedWeight:
-    """A weight matrix [ne1 rows x ne0 inputs] kept as its raw GGUF blocks (no dequantized copy)."""
-
-    __slots__ = ("name", "ggml_type", "ne0", "ne1", "raw", "fmt", "packed")
-
-    def __init__(self, name, fmt, raw, ne0, ne1):
-        self.name, self.fmt, self.raw = name, fmt, raw
-        self.ggml_type, self.ne0, self.ne1 = fmt.ggml_type, ne0, ne1
-        # the interleaved copy llama.cpp's CPU backend would repack this matrix into (or None);
-        # get_rows keeps reading `raw`, as llama.cpp's embedding lookups read the plain tensor
-        self.packed = fmt.repack(raw, ne0, ne1) if fmt.repacks is not None and fmt.repacks(ne1) else None
-
-    @property
-    def nbytes_weights(self):
-        return self.raw.nbytes
-
-    def __repr__(self):
-        return f"PreparedWeight({self.name!r}, {self.fmt.name}, ne0={self.ne0}, ne1={self.ne1})"
-
-
-def prepare_weight(name, ggml_type, raw, ne0, ne1):
-    """Validate and wrap one weight at load time. `raw` (uint8 [ne1, row_bytes]) is used in place."""
-    fmt = get_format(ggml_type, name)
-    ne0, ne1 = int(ne0), int(ne1)
-    if ne0 % fmt.block_size:
-        raise GGraphError(f"tensor '{name}' ({fmt.name}): ne0={ne0} is not a multiple of the block size {fmt.block_size}")
-    rb = fmt.row_bytes(ne0)
-    raw = np.asarray(raw)
-    if raw.dtype != np.uint8:
-        raw = raw.view(np.uint8)
-    if raw.size != ne1 * rb:
-        raise GGraphError(f"tensor '{name}' ({fmt.name}): {raw.size} bytes, expected {ne1} rows x {rb} bytes")
-    raw = raw.reshape(ne1, rb)
-    if not raw.flags.c_contiguous:   # kernels address rows as r * row_bytes
-        raw = np.ascontiguousarray(raw)
-    return PreparedWeight(name, fmt, raw, ne0, ne1)
 
 
 def mul_mat(w, x, out):
@@ -77,7 +39,7 @@ def mul_mat(w, x, out):
         bufs = scratch[key] = act.buffers(x.shape[0], x.shape[1])
     xq, a1, a2 = act.convert(x, bufs)
     if w.packed is not None:
-        w.fmt.packed_matmul(w.packed, xq, a1, a2, out)
+        w.fmt.repack.matmul(w.packed, xq, a1, a2, out)
     else:
         w.fmt.matmul(w.raw, xq, a1, a2, out)
 

@@ -1,4 +1,5 @@
-"""Activation quantization, the way llama.cpp's x86 CPU backend converts src1 to a weight's vec_dot type.
+"""Activation quantization, the way llama.cpp's x86 CPU backend converts src1 to a weight's vec_dot type
+(quants.c quantize_row_q8_*, and the fp16 / bf16 from_float conversions).
 
 Q8_0 / Q8_1 (AVX path of quantize_row_q8_0/1): per 32 values amax, d = amax/127 (stored as fp16),
 id = 127/amax, q = round-half-even(x*id); Q8_1 also stores s = fp16(d * sum(q)) with the unrounded d.
@@ -17,7 +18,8 @@ Every quantizer returns (qs int8 [M, K], a1, a2) with per-block side arrays:
 import numpy as np
 from numba import njit, prange
 
-from ggraph.runtime.kernels.simd import fabs, fhmax, fload, fmax, fmul, fsplat, round_f16, store_q8, store_q8_g4
+from ggraph.runtime.kernels.simd.f32 import fabs, fhmax, fload, fmax, fmul, fsplat, store_q8, store_q8_g4
+from ggraph.runtime.kernels.simd.scalar import fround_f16
 
 _F127 = np.float32(127.0)
 
@@ -45,11 +47,11 @@ def _q8_rows(x, m0, m1, qs, a1, a2, kind):
     for m in range(m0, m1):
         for b in range(K // 32):
             d, isum = _q8_block(x, 4 * (m * K + 32 * b), qs, m * K + 32 * b, a2, 4 * (m * (K // 4) + 8 * b), kind)
-            a1[m, 2 * b] = round_f16(d)
+            a1[m, 2 * b] = fround_f16(d)
             if kind == 0:
                 a1[m, 2 * b + 1] = np.float32(isum)   # exact: |sum| <= 32*127
             else:
-                a1[m, 2 * b + 1] = round_f16(d * np.float32(isum))
+                a1[m, 2 * b + 1] = fround_f16(d * np.float32(isum))
 
 
 @njit(cache=True, parallel=True, error_model="numpy")
@@ -135,7 +137,8 @@ def quantize_q8_K(x, bufs=None):
 
 
 def round_to_f16(x):
-    """F16 weights: llama.cpp converts activations to fp16 (round-to-nearest-even) before the dot."""
+    """x rounded to fp16 (round-to-nearest-even), kept as float32: ggml's fp32 -> fp16 conversion, as
+    activations meet F16 weights or the F16 KV cache, and as an F16 store then load gives."""
     return x.astype(np.float16).astype(np.float32)
 
 

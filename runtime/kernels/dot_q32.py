@@ -20,22 +20,21 @@ kvalue+128, Q8_0 q+128); the offset is removed exactly per lane with the activat
 weight unpack between 4 tokens; per-token arithmetic is the one above.
 
 Q4_0 and IQ4_NL weights whose row count is a multiple of 8 are repacked by llama.cpp at load time and
-use another order (matmul_q4.py); this module serves them otherwise.
+use another order (repack.py); this module serves them otherwise.
+
+Kernels: mm_*(w [N, row_bytes] u8, qs [M, K] i8, a1, a2, out [M, N] f32), see quantize_act.py for a1/a2.
 """
 import numpy as np
 from numba import njit, prange
 
-from ggraph.runtime.kernels.simd import (
-    bcast32, bor, bxor, cat, dot, dot_acc, f16at, fadd, ffma, ffma4, fhsum8_hi, fhsum8_lo, fload2x2, fmul4,
-    fpair4, fzero, fzero4, halves2, hbits2, iload8x2, isar, lane, lanes02, load32, lut_iq4, nib2, prefetch, tofloat,
+from ggraph.runtime.kernels.ggml_common import IQ4_NL, KVALUES_IQ4NL, Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, block_bytes
+from ggraph.runtime.kernels.simd.f32 import (
+    fadd, ffma, ffma4, fhsum8_hi, fhsum8_lo, fload2x2, fmul4, fpair4, fzero, fzero4, halves2, lane, lanes02, tofloat,
 )
-
-Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, IQ4_NL = 0, 1, 2, 3, 4, 5
-# bytes per block
-_BB = (18, 20, 22, 24, 34, 18)
-ACT_TILE_BYTES = 16384
-ROWS_PER_TASK = 16
-PREFETCH_BYTES = 8192   # decode kernels prefetch the rows at least this far ahead
+from ggraph.runtime.kernels.simd.i32 import iload8x2, isar
+from ggraph.runtime.kernels.simd.scalar import f16at, prefetch
+from ggraph.runtime.kernels.simd.u8 import bcast32, bor, bxor, cat, dot, dot_acc, hbits2, load32, lut_iq4, nib2
+from ggraph.runtime.kernels.tiling import PREFETCH_BYTES, ROWS_PER_TASK, token_tile
 
 
 @njit(cache=True, inline="always")
@@ -114,7 +113,7 @@ def _store(out, m, r0, r1, acc, sm, fmt):
 def _pair1(w, r0, r1, qs, a1, a2, m, out, fmt):
     """Rows r0, r1 (r1 == r0: one row) x token m."""
     K = qs.shape[1]
-    bb = _BB[fmt]
+    bb = block_bytes(fmt)
     w0, w1 = r0 * w.shape[1], r1 * w.shape[1]
     acc, sm = fzero(), fzero4()
     for b in range(K // 32):
@@ -129,7 +128,7 @@ def _pair1(w, r0, r1, qs, a1, a2, m, out, fmt):
 def _quad1(w, r0, qs, a1, a2, m, out, fmt):
     """Rows r0..r0+3 (two pairs: two independent chains in flight) x token m."""
     K = qs.shape[1]
-    bb = _BB[fmt]
+    bb = block_bytes(fmt)
     w0 = r0 * w.shape[1]
     rb = w.shape[1]
     ahead = max(4 * rb, PREFETCH_BYTES)
@@ -155,7 +154,7 @@ def _quad1(w, r0, qs, a1, a2, m, out, fmt):
 def _pair4(w, r0, r1, qs, a1, a2, m, out, fmt):
     """Rows r0, r1 x tokens m..m+3, sharing each weight unpack; per-token math as in _pair1."""
     K = qs.shape[1]
-    bb = _BB[fmt]
+    bb = block_bytes(fmt)
     w0, w1 = r0 * w.shape[1], r1 * w.shape[1]
     acc0, acc1, acc2, acc3 = fzero(), fzero(), fzero(), fzero()
     sm0, sm1, sm2, sm3 = fzero4(), fzero4(), fzero4(), fzero4()
@@ -178,7 +177,7 @@ def _pair4(w, r0, r1, qs, a1, a2, m, out, fmt):
 def _mm(w, qs, a1, a2, out, fmt):
     N, M = w.shape[0], qs.shape[0]
     for c in prange((N + ROWS_PER_TASK - 1) // ROWS_PER_TASK):
-        mt = max(4, ACT_TILE_BYTES // qs.shape[1] // 4 * 4)   # tokens whose activations stay in L1
+        mt = token_tile(qs.shape[1])
         r_end = min(N, (c + 1) * ROWS_PER_TASK)
         for m0 in range(0, M, mt):
             m1 = min(M, m0 + mt)
@@ -203,7 +202,7 @@ def _mm(w, qs, a1, a2, out, fmt):
 
 # ---- ggml_vec_dot_iq4_nl_q8_0 (one token, weights not repacked) ----------------------------------
 
-_KV = np.array([-127, -104, -83, -65, -49, -35, -22, -10, 1, 13, 25, 38, 53, 69, 89, 113], np.int32)
+_KV = np.array(KVALUES_IQ4NL, np.int32)
 
 
 @njit(cache=True, inline="always")
@@ -220,20 +219,21 @@ def _iq4nl_isum(w, r, ob, qs, e0):
 def _iq4nl_vec_pair(w, r0, r1, qs, a1, a2, out):
     K = qs.shape[1]
     nb = K // 32
+    bb = block_bytes(IQ4_NL)
     w0, w1 = r0 * w.shape[1], r1 * w.shape[1]
     acc_e, acc_o = fzero(), fzero()
     for b in range(0, nb - 1, 2):
-        u, dm = _unpack2(w, w0 + 18 * b, w1 + 18 * b, IQ4_NL)
+        u, dm = _unpack2(w, w0 + bb * b, w1 + bb * b, IQ4_NL)
         acc_e = _tok(u, dm, _ds(a1, 0, b), qs, a2, 0, b, K, acc_e, IQ4_NL)
-        u, dm = _unpack2(w, w0 + 18 * (b + 1), w1 + 18 * (b + 1), IQ4_NL)
+        u, dm = _unpack2(w, w0 + bb * (b + 1), w1 + bb * (b + 1), IQ4_NL)
         acc_o = _tok(u, dm, _ds(a1, 0, b + 1), qs, a2, 0, b + 1, K, acc_o, IQ4_NL)
     acc = fadd(acc_e, acc_o)
     t0, t1 = fhsum8_lo(acc), fhsum8_hi(acc)
     if nb % 2:   # the last block: sumf += float(sumi) * (d_a * d_w), not fused
         b = nb - 1
         da = a1[0, 2 * b]
-        t0 += np.float32(_iq4nl_isum(w, r0, 18 * b, qs, 32 * b)) * (da * f16at(w, w0 + 18 * b))
-        t1 += np.float32(_iq4nl_isum(w, r1, 18 * b, qs, 32 * b)) * (da * f16at(w, w1 + 18 * b))
+        t0 += np.float32(_iq4nl_isum(w, r0, bb * b, qs, 32 * b)) * (da * f16at(w, w0 + bb * b))
+        t1 += np.float32(_iq4nl_isum(w, r1, bb * b, qs, 32 * b)) * (da * f16at(w, w1 + bb * b))
     out[0, r0] = t0
     if r1 != r0:
         out[0, r1] = t1
@@ -248,35 +248,20 @@ def _mm_iq4nl_vec(w, qs, a1, a2, out):
             _iq4nl_vec_pair(w, r, min(r + 1, r_end - 1), qs, a1, a2, out)
 
 
-# One parallel kernel per format so `fmt` is a compile-time constant.
-@njit(cache=True, parallel=True, error_model="numpy")
-def mm_q4_0(w, qs, a1, a2, out):
-    _mm(w, qs, a1, a2, out, Q4_0)
+def _kernel(fmt):
+    """The parallel kernel of one format (fmt a compile-time constant in it)."""
+    @njit(cache=True, parallel=True, error_model="numpy")
+    def mm(w, qs, a1, a2, out):
+        _mm(w, qs, a1, a2, out, fmt)
+    return mm
 
 
-@njit(cache=True, parallel=True, error_model="numpy")
-def mm_q4_1(w, qs, a1, a2, out):
-    _mm(w, qs, a1, a2, out, Q4_1)
-
-
-@njit(cache=True, parallel=True, error_model="numpy")
-def mm_q5_0(w, qs, a1, a2, out):
-    _mm(w, qs, a1, a2, out, Q5_0)
-
-
-@njit(cache=True, parallel=True, error_model="numpy")
-def mm_q5_1(w, qs, a1, a2, out):
-    _mm(w, qs, a1, a2, out, Q5_1)
-
-
-@njit(cache=True, parallel=True, error_model="numpy")
-def mm_q8_0(w, qs, a1, a2, out):
-    _mm(w, qs, a1, a2, out, Q8_0)
-
-
-@njit(cache=True, parallel=True, error_model="numpy")
-def _mm_iq4nl_batch(w, qs, a1, a2, out):
-    _mm(w, qs, a1, a2, out, IQ4_NL)
+mm_q4_0 = _kernel(Q4_0)
+mm_q4_1 = _kernel(Q4_1)
+mm_q5_0 = _kernel(Q5_0)
+mm_q5_1 = _kernel(Q5_1)
+mm_q8_0 = _kernel(Q8_0)
+_mm_iq4nl_batch = _kernel(IQ4_NL)
 
 
 def mm_iq4_nl(w, qs, a1, a2, out):

@@ -18,13 +18,12 @@ Kernels: mm_*(w [N, row_bytes] u8, x [M, K] f32, a1, a2, out [M, N] f32).
 import numpy as np
 from numba import njit, prange
 
+from ggraph.runtime.kernels.ggml_common import BF16, F16, F32
 from ggraph.runtime.kernels.ggml_math import fma32
-from ggraph.runtime.kernels.simd import (
-    bf16at, f16at, f32at, fadd, fdpbf16, ffma, fhsum_gcc, fload, fload_f16, fzero,
-)
+from ggraph.runtime.kernels.simd.f32 import fadd, fdpbf16, ffma, fhsum_gcc, fload, fload_f16, fzero
+from ggraph.runtime.kernels.simd.scalar import bf16at, f16at, f32at
 
 ROWS_PER_TASK = 8
-F32, F16, BF16 = 0, 1, 2
 
 
 @njit(cache=True, inline="always")
@@ -165,35 +164,21 @@ def _mm_vd(w, x, out, kind):
                     _vd(w, r, x, m, out, kind)
 
 
-# One kernel per type and path so `kind` is a compile-time constant inside the hot loops.
-@njit(cache=True, parallel=True, error_model="numpy")
-def _f32_tb(w, x, out):
-    _mm_tb(w, x, out, F32)
+def _kernel(tinyblas, kind):
+    """One parallel kernel per type and path, so `kind` is a compile-time constant in the hot loops
+    (and the other path is pruned at compile time)."""
+    @njit(cache=True, parallel=True, error_model="numpy")
+    def mm(w, x, out):
+        if tinyblas:
+            _mm_tb(w, x, out, kind)
+        else:
+            _mm_vd(w, x, out, kind)
+    return mm
 
 
-@njit(cache=True, parallel=True, error_model="numpy")
-def _f32_vd(w, x, out):
-    _mm_vd(w, x, out, F32)
-
-
-@njit(cache=True, parallel=True, error_model="numpy")
-def _f16_tb(w, x, out):
-    _mm_tb(w, x, out, F16)
-
-
-@njit(cache=True, parallel=True, error_model="numpy")
-def _f16_vd(w, x, out):
-    _mm_vd(w, x, out, F16)
-
-
-@njit(cache=True, parallel=True, error_model="numpy")
-def _bf16_tb(w, xb, out):
-    _mm_tb(w, xb, out, BF16)
-
-
-@njit(cache=True, parallel=True, error_model="numpy")
-def _bf16_vd(w, xb, out):
-    _mm_vd(w, xb, out, BF16)
+_f32_tb, _f32_vd = _kernel(True, F32), _kernel(False, F32)
+_f16_tb, _f16_vd = _kernel(True, F16), _kernel(False, F16)
+_bf16_tb, _bf16_vd = _kernel(True, BF16), _kernel(False, BF16)
 
 
 def mm_f32(w, x, a1, a2, out):
@@ -208,15 +193,3 @@ def mm_bf16(w, x, a1, a2, out):
     """x: float32 activations already rounded to bf16 (their high halves are the bf16 values)."""
     xb = np.ascontiguousarray(x.view(np.uint32) >> 16).astype(np.uint16)
     (_bf16_tb if uses_tinyblas(BF16, w.shape[0], x.shape[0], x.shape[1]) else _bf16_vd)(w, xb, out)
-
-
-def deq_f32(w, rows, out):
-    out[:] = w[rows].view(np.float32)
-
-
-def deq_f16(w, rows, out):
-    out[:] = w[rows].view(np.float16)
-
-
-def deq_bf16(w, rows, out):
-    out[:] = (w[rows].view(np.uint16).astype(np.uint32) << 16).view(np.float32)
