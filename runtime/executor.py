@@ -4,7 +4,7 @@ Planning happens once per graph shape: every tensor gets a numpy array (views be
 views of their storage, intermediate results share buffers once dead), and every op becomes a
 pre-bound closure. Running a plan is then one Python call per op, no allocation.
 
-How each tensor type is held (the F16-in-float32 rule) is runtime/storage.py's.
+How each tensor type is held (F16 as uint16 bits) is runtime/storage.py's.
 """
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from ggraph.errors import GGraphError
 from ggraph.graph import Graph, Tensor
 
 from . import op_kernels
-from .storage import runtime_dtype, widen
+from .storage import runtime_dtype
 
 
 class Plan:
@@ -26,7 +26,7 @@ class Plan:
         self.graph = graph
         self._reuse = reuse_buffers        # off: every node keeps its own array (for debugging/diffs)
         self._weights = weights            # weight name -> prepared Weight (runtime/weights.py)
-        self._cache = cache_arrays         # cache leaf name -> float32 storage array
+        self._cache = cache_arrays         # cache leaf name -> flat storage array
         self.arrays: dict[int, np.ndarray] = {}
         self._storage_buf: dict[int, np.ndarray] = {}
         self._allocate()
@@ -44,12 +44,11 @@ class Plan:
         return self._weights[t.name]
 
     def _view_of(self, t: Tensor, buf: np.ndarray) -> np.ndarray:
-        w = widen(t)
         buf = buf.reshape(-1).view(runtime_dtype(t))
         esz = buf.itemsize
         shape = tuple(reversed(t.ne))
-        strides = tuple(nb * w for nb in reversed(t.nb))
-        offs = t.view_offs * w
+        strides = tuple(reversed(t.nb))      # ggml's byte strides: runtime storage has ggml's sizes
+        offs = t.view_offs
         if offs % esz or offs + _extent(shape, strides, esz) > buf.nbytes:
             raise GGraphError(f"view {t.name or t.id} {t.shape_str()} falls outside its storage")
         base = buf[offs // esz:]

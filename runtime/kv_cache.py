@@ -1,7 +1,7 @@
 """KV cache storage for one sequence: cell i holds position i (no context shift).
 
 The graph side (which leaves, which layout) is ggraph.llm.KVCacheLayout; this owns the arrays.
-F16 cells are held as runtime/storage.py says (widened to float32, rounded to F16 on write).
+F16 cells are held as runtime/storage.py says (uint16 F16 bits: llama.cpp's bytes per cell).
 """
 from __future__ import annotations
 

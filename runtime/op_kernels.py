@@ -16,6 +16,7 @@ from .kernels import batched_matmul, elementwise, norm, rope, softmax
 from .kernels.matmul import get_rows as q_get_rows
 from .kernels.matmul import mul_mat as q_mul_mat
 from .kernels.quantize_act import round_to_f16
+from .storage import stored
 
 VIEW_OPS = ("view", "reshape", "permute", "transpose")
 
@@ -146,10 +147,9 @@ def _bind_mul_mat(t, plan):
     # the summation order (llamafile sgemm for prompt batches, vec_dot for one-token decode) is
     # picked inside bmm_f32 from the shapes, as ggml's mul_mat does
 
-    def run():
-        a3 = av if _is_c(av) else np.ascontiguousarray(av)
+    def run():     # src0 (a KV cache view) is read in place
         b3 = round_to_f16(bv) if to_f16 else (bv if _is_c(bv) else np.ascontiguousarray(bv))
-        batched_matmul.bmm_f32(a3, b3, o3, to_f16, b_cont)
+        batched_matmul.bmm_f32(av, b3, o3, to_f16, b_cont)
     return run
 
 
@@ -189,11 +189,10 @@ def _bind_set_rows(t, plan):
     s2 = _rows(plan.array(src)) if _is_c(plan.array(src)) else None
     sv = plan.array(src)
     ids_arr = plan.array(ids).reshape(-1)
-    f16 = dst.type == F16
 
     def run():
         rows = s2 if s2 is not None else _rows(np.ascontiguousarray(sv))
-        d2[ids_arr] = round_to_f16(rows) if f16 else rows
+        d2[ids_arr] = stored(dst, rows)
     return run
 
 
@@ -208,11 +207,10 @@ def _bind_cont(t, plan):
 def _bind_cpy(t, plan):
     a, b = t.src
     src, dst = plan.array(a), plan.array(t)
-    f16 = b.type == F16
 
     def run():
         vals = np.ascontiguousarray(src).reshape(dst.shape)
-        dst[...] = round_to_f16(vals) if f16 else vals
+        dst[...] = stored(b, vals)
     return run
 
 

@@ -134,6 +134,7 @@ def ggraph_nodes(model_path: str, ids: list[int], n_ctx: int = 512, decode: bool
     from ggraph.runtime.context import _Step
     from ggraph.runtime.executor import Plan
     from ggraph.runtime.model import Model
+    from ggraph.runtime.storage import as_f32
     m = Model(model_path)
     ctx = m.new_context(n_ctx=n_ctx, n_threads=2)
     n = 1 if decode else len(ids)
@@ -146,7 +147,7 @@ def ggraph_nodes(model_path: str, ids: list[int], n_ctx: int = 512, decode: bool
             ctx.decode([i], logits_all=True)
     else:
         ctx.decode(ids, logits_all=True)
-    return {t.name: np.array(plan.array(t)) for t in g.gf.nodes if t.name and t.kind == "op"}
+    return {t.name: np.array(as_f32(t, plan.array(t))) for t in g.gf.nodes if t.name and t.kind == "op"}
 
 
 # -- isolated kernel checks ---------------------------------------------------------------------

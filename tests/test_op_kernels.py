@@ -638,3 +638,24 @@ def test_tanh_op_through_the_executor():
     plan.run()
     ref = 30.0 * np.tanh(xv.astype(np.float64) / 30.0)
     np.testing.assert_allclose(plan.outputs["y"].reshape(3, 37), ref, rtol=1e-6, atol=1e-5)
+
+
+@pytest.mark.parametrize("shape", BMM_SHAPES + [(3, 9, 1000, 7, 64), (1, 4, 64, 5, 1024)])
+def test_bmm_reads_f16_cache_views_in_place(shape):
+    """src0 as the KV cache holds it (F16 bits in uint16, a strided view of a bigger cache) gives
+    the same bits as the float32 contiguous operand, and the float64-checked orders above."""
+    B0, B1, N, M, K = shape
+    rng = np.random.default_rng(7 * K + N)
+    cells = N + 5                                    # the cache is longer than the rows read
+    cache = (rng.standard_normal((cells, B0, K)) * 3).astype(np.float16)   # [cell, head, dim]
+    view = cache.view(np.uint16)[:N].transpose(1, 0, 2)                    # [head, n, k] in place
+    a = view.view(np.float16).astype(F32)
+    x = round_to_f16((rng.standard_normal((B1, M, K)) * 3).astype(F32))
+    got, want = np.empty((B1, M, N), F32), np.empty((B1, M, N), F32)
+    batched_matmul.bmm_f32(view, x, got)
+    batched_matmul.bmm_f32(np.ascontiguousarray(a), x, want)
+    np.testing.assert_array_equal(got, want)
+    sgemm = batched_matmul.uses_sgemm(N, M, K)
+    for b in range(B1):
+        ref = _sgemm_order_ref(a[b // (B1 // B0)], x[b]) if sgemm else _vec_dot_order_ref(a[b // (B1 // B0)], x[b])
+        np.testing.assert_array_equal(got[b], ref)
