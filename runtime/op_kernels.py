@@ -53,8 +53,8 @@ def wants_threads(t: Tensor):
     for prompt batches. A one-token step then opens ~7 regions per layer instead of ~20."""
     if t.op in NUMPY_OPS:
         return None
-    if t.op == "mul_mat":
-        return t.src[0].kind == "weight" or t.src[1].ne[1] > 1
+    if t.op == "mul_mat":       # weights, and attention (it streams the KV cache)
+        return True
     return t.nelements // t.ne[0] >= MIN_PARALLEL_ROWS
 
 

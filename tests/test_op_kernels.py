@@ -659,3 +659,18 @@ def test_bmm_reads_f16_cache_views_in_place(shape):
     for b in range(B1):
         ref = _sgemm_order_ref(a[b // (B1 // B0)], x[b]) if sgemm else _vec_dot_order_ref(a[b // (B1 // B0)], x[b])
         np.testing.assert_array_equal(got[b], ref)
+
+
+def test_round_to_f16_matches_numpy_bits():
+    """The compiled fp32 -> fp16 rounding (vcvtps2ph) against numpy's float16 cast, an independent
+    round-to-nearest-even: random bit patterns (every exponent, F16 subnormals and overflow included)."""
+    rng = np.random.default_rng(11)
+    x = rng.integers(0, 2**32, 1 << 20, dtype=np.uint64).astype(np.uint32).view(F32)
+    x = np.concatenate([x, (rng.random(4096) * 1e-4).astype(F32),
+                        F32([0.0, -0.0, np.inf, -np.inf, 65504, 65520, 65519.99, 2.9802322e-08, 1e-45])])
+    with np.errstate(over="ignore"):
+        want = x.astype(np.float16).astype(F32)
+    got = round_to_f16(x[:-9].reshape(16, -1)).reshape(-1)
+    got = np.concatenate([got, round_to_f16(x[-9:])])
+    same = (got.view(np.uint32) == want.view(np.uint32)) | (np.isnan(got) & np.isnan(want))
+    assert same.all()
