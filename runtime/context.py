@@ -15,7 +15,7 @@ import numpy as np
 from ggraph.errors import GGraphError
 from ggraph.llm import ContextParams, LLMGraphContext, UBatch
 
-from .executor import Plan
+from .executor import BufferArena, Plan
 from .kv_cache import KVCache
 
 N_PLANS_KEPT = 8
@@ -56,6 +56,7 @@ class Context:
         self.n_ubatch = min(n_batch, n_ubatch)  # physical batch (-ub), as llama.cpp clamps it
         self.n_threads = check_threads(n_threads if n_threads is not None else numba.config.NUMBA_NUM_THREADS)
         self.kv = KVCache(hp, n_ctx)
+        self._arena = BufferArena()            # scratch shared by this context's plans
         self.cparams = ContextParams(n_ctx=self.kv.size, freq_base=hp.rope_freq_base, freq_scale=hp.rope_freq_scale,
                                      n_ctx_orig=hp.n_ctx_train)
         self._steps: OrderedDict[tuple, _Step] = OrderedDict()
@@ -95,7 +96,8 @@ class Context:
         step = self._steps.get(key)
         if step is None:
             g = self.build_graph(n_tokens, n_outputs, n_kv)
-            step = _Step(g, Plan(g.gf, self.model.weights, self.kv.arrays, n_threads=self.n_threads))
+            step = _Step(g, Plan(g.gf, self.model.weights, self.kv.arrays, n_threads=self.n_threads,
+                                    arena=self._arena))
             self._steps[key] = step
             if len(self._steps) > N_PLANS_KEPT:
                 self._steps.popitem(last=False)

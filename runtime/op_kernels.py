@@ -147,8 +147,10 @@ def _bind_mul_mat(t, plan):
     # the summation order (llamafile sgemm for prompt batches, vec_dot for one-token decode) is
     # picked inside bmm_f32 from the shapes, as ggml's mul_mat does
 
+    b16 = plan.scratch(bv.shape) if to_f16 else None
+
     def run():     # src0 (a KV cache view) is read in place
-        b3 = round_to_f16(bv) if to_f16 else (bv if _is_c(bv) else np.ascontiguousarray(bv))
+        b3 = round_to_f16(bv, b16) if to_f16 else (bv if _is_c(bv) else np.ascontiguousarray(bv))
         batched_matmul.bmm_f32(av, b3, o3, to_f16, b_cont)
     return run
 

@@ -576,6 +576,16 @@ def test_llamacpp_soft_max(ggml, shape):
         assert_bits_equal(out, ref)
 
 
+
+@pytest.mark.llamacpp
+def test_llamacpp_soft_max_wide_range(ggml):
+    """Logit gaps past -126 and -192 (F32 subnormal and zero exps), as long contexts give."""
+    rng = np.random.default_rng(5)
+    x = (rng.standard_normal((4, 3, 400)) * 60).astype(F32)
+    out = np.empty_like(x)
+    softmax.soft_max_f32(x, np.zeros((1, 1), F32), out, F32(1.0), False)
+    assert_bits_equal(out, ggml.run(lambda c, t: ggml.soft_max_ext(c, t(x), None, 1.0, 0.0)))
+
 @pytest.mark.llamacpp
 @pytest.mark.parametrize("mode", [0, 2], ids=["norm", "neox"])
 @pytest.mark.parametrize("n_dims", [64, 32])
@@ -672,5 +682,27 @@ def test_round_to_f16_matches_numpy_bits():
         want = x.astype(np.float16).astype(F32)
     got = round_to_f16(x[:-9].reshape(16, -1)).reshape(-1)
     got = np.concatenate([got, round_to_f16(x[-9:])])
+    same = (got.view(np.uint32) == want.view(np.uint32)) | (np.isnan(got) & np.isnan(want))
+    assert same.all()
+
+
+
+def test_vector_expf_is_the_scalar_lane():
+    """simd fexp (softmax's 16-lane ggml_v_expf) gives the bits of the scalar lane emulation
+    (checked above against a float64 exp and special values) on every range, NaN and inf included."""
+    from numba import njit
+    from ggraph.runtime.kernels.simd.f32 import fexp, fload, fstore
+
+    @njit
+    def run(x, out):
+        for i in range(0, x.size, 16):
+            fstore(out, 4 * i, fexp(fload(x, 4 * i)))
+    rng = np.random.default_rng(9)
+    x = np.concatenate([rng.uniform(-250, 100, 160000), rng.standard_normal(16000),
+                        [0.0, -0.0, -np.inf, np.inf, np.nan, 89.0, -104.0, -150.0, -192.5, -1e30, 1e30,
+                         -87.4, -95.0, -100.0, -103.0, 88.7]]).astype(F32)
+    got, want = np.empty_like(x), np.empty_like(x)
+    run(x, got)
+    _lanes(ggml_math.v_expf)(x, want)
     same = (got.view(np.uint32) == want.view(np.uint32)) | (np.isnan(got) & np.isnan(want))
     assert same.all()

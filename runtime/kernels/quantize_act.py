@@ -142,13 +142,14 @@ def _round_f16_flat(x, out):
         out[i] = fround_f16(x[i])
 
 
-def round_to_f16(x):
+def round_to_f16(x, out=None):
     """x rounded to fp16 (round-to-nearest-even), kept as float32: ggml's fp32 -> fp16 conversion, as
     activations meet F16 weights or the F16 KV cache, and as an F16 store then load gives. Compiled
     (vcvtps2ph): numpy's astype(float16) takes a slow path for results that are F16 subnormals, which
     softmax probabilities at long context mostly are."""
     x = np.ascontiguousarray(x, dtype=np.float32)
-    out = np.empty_like(x)
+    if out is None:
+        out = np.empty_like(x)
     _round_f16_flat(x.reshape(-1), out.reshape(-1))
     return out
 

@@ -10,7 +10,7 @@ A fully masked row (max = -inf) gives zeros here (ggml would produce NaN)."""
 import numpy as np
 from numba import njit, prange
 
-from .ggml_math import reduce16, v_expf
+from .simd.f32 import fadd, fexp, fhmax, fhsum_gcc, fload, fmax, fmul, fsplat, fstore, fsub
 
 F32 = np.float32
 
@@ -24,23 +24,37 @@ def soft_max_f32(x, mask, out, scale, has_mask):
         b = bm // M
         m = bm - b * M
         o = out[b, m]
-        mx = F32(-np.inf)
-        for n in range(N):
-            v = x[b, m, n] * sc
+        xr = x[b, m]
+        mr = mask[m]
+        vsc = fsplat(sc)
+        vmx = fsplat(F32(-np.inf))
+        n = 0
+        while n + 16 <= N:           # wp = x*scale (+ mask), 16 lanes; max is exact in any order
+            v = fmul(fload(xr, 4 * n), vsc)
             if has_mask:
-                v += mask[m, n]
+                v = fadd(v, fload(mr, 4 * n))
+            fstore(o, 4 * n, v)
+            vmx = fmax(vmx, v)
+            n += 16
+        mx = fhmax(vmx)
+        while n < N:
+            v = xr[n] * sc
+            if has_mask:
+                v += mr[n]
             o[n] = v
             mx = max(mx, v)
+            n += 1
         if mx == F32(-np.inf):      # fully masked row
             for n in range(N):
                 o[n] = F32(0.0)
             continue
         s = 0.0
         i = 0
+        vmx = fsplat(mx)
         while i + 16 <= N:
-            for k in range(16):
-                o[i + k] = v_expf(o[i + k] - mx)
-            s += np.float64(reduce16(o, i))
+            e = fexp(fsub(fload(o, 4 * i), vmx))
+            fstore(o, 4 * i, e)
+            s += np.float64(fhsum_gcc(e))
             i += 16
         while i < N:
             e = np.exp(o[i] - mx)
@@ -48,5 +62,11 @@ def soft_max_f32(x, mask, out, scale, has_mask):
             s += np.float64(e)
             i += 1
         inv = F32(1.0 / s)
-        for n in range(N):
+        vinv = fsplat(inv)
+        n = 0
+        while n + 16 <= N:
+            fstore(o, 4 * n, fmul(fload(o, 4 * n), vinv))
+            n += 16
+        while n < N:
             o[n] *= inv
+            n += 1

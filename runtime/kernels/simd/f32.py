@@ -5,7 +5,7 @@ from llvmlite import ir
 from numba import types
 
 from ggraph.runtime.kernels.simd.core import (
-    ARR, FLOAT, F32x4, F32x16, FLT, HALF, HAS_BF16_512, I8, I16, I32, I32x16, INT, binop, call, cint, const, fma,
+    ARR, FLOAT, F32x4, F32x16, FLT, HALF, HAS_BF16_512, I8, I16, I32, I64, I32x16, INT, binop, call, cint, const, fma,
     hsum_tree, extract, load, load_at, addr, pack, shuf, splat_scalar, to_f32, vec_intrinsic, vt,
 )
 
@@ -179,3 +179,36 @@ def store_q8_g4(context, builder, sig, args):
     ps = addr(context, builder, sig, args, 3)
     builder.store(builder.mul(g, cint(vt(I32, 4), -128)), builder.bitcast(ps, vt(I32, 4).as_pointer()), align=1)
     return hsum_tree(builder, q, builder.add)
+
+
+fsub = binop(F32x16, "fsub")
+
+# ggml_v_expf's constants (vec.h, AVX512 version), as float32 hex
+_EXPF = dict(r="0x1.8p23", log2e="0x1.715476p+0", ln2_hi="0x1.62e4p-1", ln2_lo="0x1.7f7d1cp-20",
+             c5="0x1.0e4020p-7", c4="0x1.573e2ep-5", c3="0x1.555e66p-3", c2="0x1.fffdb6p-2", c1="0x1.ffffecp-1")
+
+
+@vec_intrinsic(F32x16, F32x16)
+def fexp(context, builder, sig, args):
+    """ggml_v_expf (AVX512) on 16 lanes, bit for bit: the polynomial with fmadd/fnmadd, then
+    _mm512_scalef_ps(j, n) as one rounding of the exact double j * 2^n, |n| > 192 -> 0 or inf."""
+    f = {k: cint(F32x16.llty, float.fromhex(v)) for k, v in _EXPF.items()}
+    one, zero = cint(F32x16.llty, 1.0), ir.Constant(F32x16.llty, None)
+
+    def fma_(a, b, c):
+        return call(builder, "llvm.fma.v16f32", F32x16.llty, [a, b, c])
+    x = args[0]
+    z = fma_(x, f["log2e"], f["r"])
+    n = builder.fsub(z, f["r"])
+    neg_n = builder.fneg(n)
+    b = fma_(neg_n, f["ln2_lo"], fma_(neg_n, f["ln2_hi"], x))
+    u = builder.fmul(b, b)
+    j = fma_(fma_(fma_(f["c5"], b, f["c4"]), u, fma_(f["c3"], b, f["c2"])), u, fma_(f["c1"], b, one))
+    d64 = vt(ir.DoubleType(), 16)
+    ni = builder.fptosi(n, vt(I64, 16))
+    pow2 = builder.bitcast(builder.shl(builder.add(ni, cint(vt(I64, 16), 1023)), cint(vt(I64, 16), 52)), d64)
+    res = builder.fptrunc(builder.fmul(builder.fpext(j, d64), pow2), F32x16.llty)
+    big = builder.fcmp_ordered(">", call(builder, "llvm.fabs.v16f32", F32x16.llty, [n]), cint(F32x16.llty, 192.0))
+    alt = builder.select(builder.fcmp_ordered("<=", n, zero), zero, cint(F32x16.llty, float("inf")))
+    res = builder.select(big, alt, res)
+    return builder.select(builder.fcmp_unordered("uno", n, n), n, res)
