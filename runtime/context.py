@@ -15,6 +15,7 @@ import numpy as np
 from ggraph.errors import GGraphError
 from ggraph.llm import ContextParams, LLMGraphContext, UBatch
 
+from . import first_run
 from .executor import BufferArena, Plan
 from .kv_cache import KVCache
 
@@ -57,6 +58,7 @@ class Context:
         self.n_threads = check_threads(n_threads if n_threads is not None else numba.config.NUMBA_NUM_THREADS)
         self.kv = KVCache(hp, n_ctx)
         self._arena = BufferArena()            # scratch shared by this context's plans
+        self._cold = None                       # first run: kernels not compiled yet (first_run.py)
         self.cparams = ContextParams(n_ctx=self.kv.size, freq_base=hp.rope_freq_base, freq_scale=hp.rope_freq_scale,
                                      n_ctx_orig=hp.n_ctx_train)
         self._steps: OrderedDict[tuple, _Step] = OrderedDict()
@@ -118,6 +120,10 @@ class Context:
         if self.kv.n_past + ids.size > self.n_ctx:
             raise GGraphError(f"the prompt needs {self.kv.n_past + ids.size} positions but the context holds "
                               f"n_ctx={self.n_ctx} (prompt too long: raise -c/n_ctx or shorten it)")
+        if self._cold is None:
+            self._cold = first_run.is_first_run(self.model)
+        if self._cold:
+            first_run.announce(self.model)
         numba.set_num_threads(self.n_threads)
         out = np.empty((ids.size, self.n_vocab), np.float32) if logits_all else None
         last = None
@@ -129,6 +135,9 @@ class Context:
                 out[start:start + n] = logits
             else:
                 last = logits[-1]
+        if self._cold and ids.size == 1:     # prompt and one-token kernels have both compiled
+            first_run.mark_compiled(self.model)
+            self._cold = False
         return out if logits_all else last.copy()
 
     def _decode_ubatch(self, tokens: np.ndarray, n_outputs: int) -> np.ndarray:
