@@ -29,11 +29,11 @@ class _Step:
         self.plan, self.inputs = plan, g.inputs
         self.logits = plan.array(g.res.t_logits)
 
-    def run(self, ub: UBatch) -> np.ndarray:
+    def run(self, ub: UBatch, profile: dict | None = None) -> np.ndarray:
         arrays = self.plan.arrays
         for inp in self.inputs:
             inp.set_input(ub, lambda t: arrays[t.id].reshape(-1))
-        self.plan.run()
+        self.plan.run(profile)
         return self.logits
 
 
@@ -59,6 +59,7 @@ class Context:
         self.kv = KVCache(hp, n_ctx)
         self._arena = BufferArena()            # scratch shared by this context's plans
         self._cold = None                       # first run: kernels not compiled yet (first_run.py)
+        self.op_profile: dict | None = None     # set to {} to collect per-op [seconds, calls] (bench --profile)
         self.cparams = ContextParams(n_ctx=self.kv.size, freq_base=hp.rope_freq_base, freq_scale=hp.rope_freq_scale,
                                      n_ctx_orig=hp.n_ctx_train)
         self._steps: OrderedDict[tuple, _Step] = OrderedDict()
@@ -149,6 +150,6 @@ class Context:
         ub = UBatch(n, n_outputs, n_kv, tokens=tokens.astype(np.int32), pos=np.arange(p0, p0 + n, dtype=np.int32),
                     out_ids=np.arange(n - n_outputs, n, dtype=np.int32), kv_cells=cells,
                     kv_pos=self.kv.cell_pos(n_kv, p0 + n))
-        logits = step.run(ub)
+        logits = step.run(ub, self.op_profile)
         self.kv.n_past = p0 + n
         return logits.reshape(n_outputs, self.n_vocab)

@@ -8,6 +8,8 @@ How each tensor type is held (F16 as uint16 bits) is runtime/storage.py's.
 """
 from __future__ import annotations
 
+import time
+
 import numba
 import numpy as np
 
@@ -58,8 +60,13 @@ class Plan:
         self._allocate()
         self.inputs = {t.name: self.arrays[t.id] for t in graph.leaves("input")}
         self.outputs = {k: self.arrays[t.id] for k, t in graph.outputs.items()}
-        bound = [b for b in (op_kernels.bind(t, self) for t in graph.ops()) if b is not None]
-        self.steps = _with_thread_switches(bound, n_threads)
+        bound, labels = [], []
+        for t in graph.ops():
+            b = op_kernels.bind(t, self)
+            if b is not None:
+                bound.append(b)
+                labels.append(self._label(t))
+        self.steps, self.labels = _with_thread_switches(bound, labels, n_threads)
 
     # -- arrays ------------------------------------------------------------------------------
     def array(self, t: Tensor) -> np.ndarray:
@@ -137,9 +144,29 @@ class Plan:
         if t.kind == "op" and end < n_nodes and self._reuse:
             releases.setdefault(end, []).append(buf)
 
-    def run(self) -> None:
-        for step in self.steps:
+    def _label(self, t: Tensor) -> str:
+        """What a per-op profile calls a node: its op; a weight mul_mat by its format, an attention
+        one by its node name (kq, kqv)."""
+        if t.op != "mul_mat":
+            return t.op
+        a = t.src[0]
+        if a.kind == "weight":
+            return f"mul_mat {self.weight(a).fmt.name}"
+        return f"mul_mat {(t.name or 'act').rsplit('-', 1)[0]}"
+
+    def run(self, profile: dict | None = None) -> None:
+        """Run every step; with `profile`, add each op's seconds and calls to profile[label]."""
+        if profile is None:
+            for step in self.steps:
+                step()
+            return
+        clock = time.perf_counter
+        for step, label in zip(self.steps, self.labels):
+            t0 = clock()
             step()
+            acc = profile.setdefault(label or "(thread switch)", [0.0, 0])
+            acc[0] += clock() - t0
+            acc[1] += 1
 
 
 def _set_threads_fn():
@@ -151,19 +178,22 @@ def _set_threads_fn():
         return numba.set_num_threads
 
 
-def _with_thread_switches(bound, n_threads):
-    """Insert thread-count switches where kernels change between parallel and serial."""
+def _with_thread_switches(bound, labels, n_threads):
+    """Insert thread-count switches where kernels change between parallel and serial; returns the
+    steps and their labels (None for a switch)."""
     if not n_threads:
-        return [fn for fn, _ in bound]
+        return [fn for fn, _ in bound], list(labels)
     setter = _set_threads_fn()
-    steps, current = [], None
-    for fn, parallel in bound:
+    steps, out_labels, current = [], [], None
+    for (fn, parallel), label in zip(bound, labels):
         if parallel is not None and parallel != current:
             n = n_threads if parallel else 1
             steps.append(lambda n=n: setter(n))
+            out_labels.append(None)
             current = parallel
         steps.append(fn)
-    return steps
+        out_labels.append(label)
+    return steps, out_labels
 
 
 def _extent(shape, strides, esz) -> int:

@@ -130,3 +130,20 @@ def test_bench_table_rows_and_depth(tiny_llama_path):
     lines = out.getvalue().strip().splitlines()
     assert lines[0] == "| model | size | params | backend | threads | test | t/s |" and len(lines) == 6
     assert "| pp8 @ d20 |" in lines[4] and "±" in lines[4]
+
+
+def test_bench_profile_counts_every_op_of_a_step(tiny_llama_path):
+    """--profile: per token of tg, each layer's ops appear once per layer (the tiny llama's n_layer),
+    the attention products by name, and the op times stay within the measured step time."""
+    import io
+
+    from ggraph.runtime.apps.bench import bench
+    m = ggraph.load(tiny_llama_path)
+    out = io.StringIO()
+    rows = bench(m, n_prompt=0, n_gen=4, reps=2, n_threads=1, out=out, progress=None, profile=True)
+    prof = rows[0]["profile"]
+    n_layer = m.hp.n_layer
+    assert prof["rms_norm"][1] == n_layer * 2 + 1           # attn_norm, ffn_norm per layer, output norm
+    assert prof["mul_mat kq"][1] == n_layer and prof["mul_mat kqv"][1] == n_layer
+    assert sum(ms for ms, _ in prof.values()) <= 1e3 / min(rows[0]["samples_ts"]) * 1.05
+    assert "profile tg4 (ggraph)" in out.getvalue() and "| mul_mat kq |" in out.getvalue()

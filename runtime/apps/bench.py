@@ -90,8 +90,10 @@ def check_args(n_prompt, n_gen, reps, depths):
 
 
 def bench(model, n_prompt=512, n_gen=128, reps=5, n_threads=None, depths=(0,), vs_llama_cpp=False,
-          out=sys.stdout, progress=sys.stderr, as_json=False) -> list[dict]:
-    """Run llama-bench's tests; print its table (or JSON) to `out`; return one row per backend x test."""
+          out=sys.stdout, progress=sys.stderr, as_json=False, profile=False) -> list[dict]:
+    """Run llama-bench's tests; print its table (or JSON) to `out`; return one row per backend x test.
+    With `profile`, ggraph's timed repetitions also record where each token's time goes, per op
+    (each row gets "profile": {label: [ms per token, calls per token]}; printed after the table)."""
     depths = tuple(depths)
     check_args(n_prompt, n_gen, reps, depths)
     n_ctx = max(depths) + max(n_prompt, n_gen) + 16
@@ -107,11 +109,14 @@ def bench(model, n_prompt=512, n_gen=128, reps=5, n_threads=None, depths=(0,), v
             if d:
                 r.prompt(toks[n:n + d] if kind == "pp" else toks[:d])
             _timed(r, toks if kind == "pp" else toks[d:], d, kind, min(n, 16))
+        ops = {} if profile else None
+        runners[0].ctx.op_profile = ops
         for i in range(reps):
             for r in (runners if i % 2 == 0 else runners[::-1]):    # alternate who goes first
                 speeds[r.backend].append(_timed(r, toks if kind == "pp" else toks[d:], d, kind, n))
             if progress is not None:
                 print(f"bench: {kind}{n}{f' @ d{d}' if d else ''} repetition {i + 1}/{reps}", file=progress, flush=True)
+        runners[0].ctx.op_profile = None
         test = f"{kind}{n}" + (f" @ d{d}" if d else "")
         for r in runners:
             v = speeds[r.backend]
@@ -119,11 +124,30 @@ def bench(model, n_prompt=512, n_gen=128, reps=5, n_threads=None, depths=(0,), v
                          "n_gen": n if kind == "tg" else 0, "n_depth": d, "samples_ts": v,
                          "avg_ts": statistics.mean(v), "stddev_ts": statistics.stdev(v) if len(v) > 1 else 0.0,
                          "median_ts": statistics.median(v)})
+            if ops is not None and r.backend == "ggraph":
+                n_tok = reps * n
+                rows[-1]["profile"] = {k: [1e3 * t / n_tok, c / n_tok] for k, (t, c) in ops.items()}
     if as_json:
         print(json.dumps({"model": model.path, "rows": rows}, indent=2), file=out)
     else:
         print_table(model, rows, vs_llama_cpp, out)
+        for row in rows:
+            if "profile" in row:
+                print_profile(row, out)
     return rows
+
+
+def print_profile(row, out):
+    """Per-op table of one test: where a token's time goes inside the plan (ops and thread switches;
+    the rest of a step, Python around the plan, is the difference to 1000 / t/s)."""
+    prof = row["profile"]
+    total = sum(ms for ms, _ in prof.values())
+    step = 1e3 / row["avg_ts"]
+    print(f"\nprofile {row['test']} (ggraph): {step:.3f} ms per token, {total:.3f} ms in ops", file=out)
+    print("| op | calls / token | ms / token | share |", file=out)
+    print("|---|---|---|---|", file=out)
+    for label, (ms, calls) in sorted(prof.items(), key=lambda kv: -kv[1][0]):
+        print(f"| {label} | {calls:.1f} | {ms:.3f} | {100 * ms / total:.1f}% |", file=out)
 
 
 def print_table(model, rows, ratio, out):

@@ -97,6 +97,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--vs-llama-cpp", action="store_true",
                    help="also run llama.cpp (llama-cpp-python) alternating with ggraph, with a ratio column")
     p.add_argument("--json", action="store_true", help="print the rows as JSON")
+    p.add_argument("--profile", action="store_true",
+                   help="also time every op of ggraph's plans: a per-op table (ms and calls per token) per test")
     return ap
 
 
@@ -237,7 +239,7 @@ def cmd_bench(args) -> int:
     check_args(args.n_prompt, args.n_gen, args.repetitions, args.n_depth)
     model = _load(args.model)
     bench(model, n_prompt=args.n_prompt, n_gen=args.n_gen, reps=args.repetitions, n_threads=args.threads,
-          depths=args.n_depth, vs_llama_cpp=args.vs_llama_cpp, as_json=args.json)
+          depths=args.n_depth, vs_llama_cpp=args.vs_llama_cpp, as_json=args.json, profile=args.profile)
     return 0
 
 
