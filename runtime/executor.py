@@ -39,10 +39,6 @@ class BufferArena:
             self._bufs.append(buf)
         return buf
 
-    @property
-    def nbytes(self) -> int:
-        return sum(b.nbytes for b in self._bufs)
-
 
 class Plan:
     """A graph bound to buffers and kernels. Fill `inputs[name]` then call run()."""
@@ -76,9 +72,13 @@ class Plan:
     def scratch(self, shape, dtype=np.float32) -> np.ndarray:
         """A C-contiguous work array for one kernel of this plan (from the arena)."""
         nbytes = int(np.prod(shape)) * np.dtype(dtype).itemsize
+        return self._take(nbytes)[:nbytes].view(dtype).reshape(shape)
+
+    def _take(self, nbytes: int) -> np.ndarray:
+        """This plan's next buffer from the arena (each plan takes slots 0, 1, ... in order)."""
         buf = self._arena.take(self._n_taken, max(nbytes, 4))
         self._n_taken += 1
-        return buf[:nbytes].view(dtype).reshape(shape)
+        return buf
 
     def weight(self, t: Tensor):
         return self._weights[t.name]
@@ -137,8 +137,7 @@ class Plan:
             if t.kind == "op" and end >= n_nodes:       # a graph output: never shared with other plans
                 buf = np.empty(max(nbytes, 4), np.uint8)
             else:
-                buf = self._arena.take(self._n_taken, max(nbytes, 4))
-                self._n_taken += 1
+                buf = self._take(nbytes)
         self._storage_buf[t.id] = buf
         self.arrays[t.id] = buf[:nbytes].view(dtype).reshape(tuple(reversed(t.ne)))
         if t.kind == "op" and end < n_nodes and self._reuse:

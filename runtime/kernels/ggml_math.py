@@ -24,18 +24,13 @@ from numba import njit, types
 from numba.core.errors import TypingError
 from numba.extending import intrinsic
 
+from .simd.f32 import EXPF_CONSTANTS
+
 F32 = np.float32
 
-# ggml_v_expf constants (vec.h)
-_EXP_R = F32(12582912.0)                     # 0x1.8p23f
-_EXP_LOG2E = F32(float.fromhex("0x1.715476p+0"))
-_EXP_LN2_HI = F32(float.fromhex("0x1.62e4p-1"))
-_EXP_LN2_LO = F32(float.fromhex("0x1.7f7d1cp-20"))
-_EXP_C5 = F32(float.fromhex("0x1.0e4020p-7"))
-_EXP_C4 = F32(float.fromhex("0x1.573e2ep-5"))
-_EXP_C3 = F32(float.fromhex("0x1.555e66p-3"))
-_EXP_C2 = F32(float.fromhex("0x1.fffdb6p-2"))
-_EXP_C1 = F32(float.fromhex("0x1.ffffecp-1"))
+# ggml_v_expf constants (vec.h): the one table, shared with the 16-lane simd.f32.fexp
+_EXP_R, _EXP_LOG2E, _EXP_LN2_HI, _EXP_LN2_LO, _EXP_C5, _EXP_C4, _EXP_C3, _EXP_C2, _EXP_C1 = (
+    F32(float.fromhex(EXPF_CONSTANTS[k])) for k in ("r", "log2e", "ln2_hi", "ln2_lo", "c5", "c4", "c3", "c2", "c1"))
 
 # 2^k for k in [-192, 192] (float64, exact): _mm512_scalef_ps(j, n) = round_f32(j * 2^n)
 _POW2 = np.array([math.ldexp(1.0, k) for k in range(-192, 193)], dtype=np.float64)

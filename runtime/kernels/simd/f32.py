@@ -183,8 +183,8 @@ def store_q8_g4(context, builder, sig, args):
 
 fsub = binop(F32x16, "fsub")
 
-# ggml_v_expf's constants (vec.h, AVX512 version), as float32 hex
-_EXPF = dict(r="0x1.8p23", log2e="0x1.715476p+0", ln2_hi="0x1.62e4p-1", ln2_lo="0x1.7f7d1cp-20",
+# ggml_v_expf's constants (vec.h, AVX512 version), as float32 hex (ggml_math's scalar lane too)
+EXPF_CONSTANTS = dict(r="0x1.8p23", log2e="0x1.715476p+0", ln2_hi="0x1.62e4p-1", ln2_lo="0x1.7f7d1cp-20",
              c5="0x1.0e4020p-7", c4="0x1.573e2ep-5", c3="0x1.555e66p-3", c2="0x1.fffdb6p-2", c1="0x1.ffffecp-1")
 
 
@@ -192,7 +192,7 @@ _EXPF = dict(r="0x1.8p23", log2e="0x1.715476p+0", ln2_hi="0x1.62e4p-1", ln2_lo="
 def fexp(context, builder, sig, args):
     """ggml_v_expf (AVX512) on 16 lanes, bit for bit: the polynomial with fmadd/fnmadd, then
     _mm512_scalef_ps(j, n) as one rounding of the exact double j * 2^n, |n| > 192 -> 0 or inf."""
-    f = {k: cint(F32x16.llty, float.fromhex(v)) for k, v in _EXPF.items()}
+    f = {k: cint(F32x16.llty, float.fromhex(v)) for k, v in EXPF_CONSTANTS.items()}
     one, zero = cint(F32x16.llty, 1.0), ir.Constant(F32x16.llty, None)
 
     def fma_(a, b, c):
