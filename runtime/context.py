@@ -15,7 +15,7 @@ import numpy as np
 from ggraph.errors import GGraphError
 from ggraph.llm import ContextParams, LLMGraphContext, UBatch
 
-from . import first_run
+from . import compile_helper, first_run
 from .executor import BufferArena, Plan
 from .kv_cache import KVCache
 
@@ -59,6 +59,7 @@ class Context:
         self.kv = KVCache(hp, n_ctx)
         self._arena = BufferArena()            # scratch shared by this context's plans
         self._cold = None                       # first run: kernels not compiled yet (first_run.py)
+        self._helped = False                    # a compile helper ran for this context (compile_helper.py)
         self.op_profile: dict | None = None     # set to {} to collect per-op [seconds, calls] (bench --profile)
         self.cparams = ContextParams(n_ctx=self.kv.size, freq_base=hp.rope_freq_base, freq_scale=hp.rope_freq_scale,
                                      n_ctx_orig=hp.n_ctx_train)
@@ -123,8 +124,18 @@ class Context:
                               f"n_ctx={self.n_ctx} (prompt too long: raise -c/n_ctx or shorten it)")
         if self._cold is None:
             self._cold = first_run.is_first_run(self.model)
+        helper = None
         if self._cold:
             first_run.announce(self.model)
+            if not self._helped:
+                helper = compile_helper.start(self, ids.size)
+                self._helped = True
+        try:
+            return self._decode(ids, logits_all)
+        finally:
+            compile_helper.stop(helper)
+
+    def _decode(self, ids: np.ndarray, logits_all: bool) -> np.ndarray:
         numba.set_num_threads(self.n_threads)
         out = np.empty((ids.size, self.n_vocab), np.float32) if logits_all else None
         last = None

@@ -1,11 +1,14 @@
 """The one-line notice of a first run: Numba compiles the kernels a model uses on its first decode
-(about a minute on 2 cores; later runs load them from the on-disk cache in about a second). A marker
-per kernel-source version and weight-format set, in ggraph's cache folder, tells a first run apart."""
+(15-30 s on 2 cores, the second core helping: compile_helper.py; later runs load them from the
+on-disk cache in about a second). A marker per kernel-source version, weight-format set and Numba
+cache folder, in ggraph's cache folder, tells a first run apart."""
 from __future__ import annotations
 
 import hashlib
 import sys
 from pathlib import Path
+
+import numba
 
 _KERNEL_DIRS = ("kernels", "kernels/simd", "sampling")
 
@@ -18,6 +21,7 @@ def _marker(model) -> Path:
             st = f.stat()
             h.update(f"{f.name}:{st.st_size}:{st.st_mtime_ns}".encode())
     h.update(",".join(formats(model)).encode())
+    h.update(str(numba.config.CACHE_DIR).encode())     # NUMBA_CACHE_DIR: another cache, another first run
     from .apps.pull import cache_dir
     return Path(cache_dir()) / "compiled" / h.hexdigest()[:16]
 
@@ -40,7 +44,7 @@ def announce(model) -> None:
     if model.path in _announced:
         return
     _announced.add(model.path)
-    print(f"ggraph: compiling kernels for {', '.join(formats(model))} (first run only, about a minute)",
+    print(f"ggraph: compiling kernels for {', '.join(formats(model))} (first run only, about half a minute)",
           file=sys.stderr, flush=True)
 
 

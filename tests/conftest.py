@@ -7,6 +7,9 @@ import os
 
 import pytest
 
+# No compile helper processes beside the suite's own compiling (test_compile_helper.py runs one).
+os.environ.setdefault("GGRAPH_NO_COMPILE_HELPER", "1")
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 FIXTURES = os.path.join(ROOT, "tests", "fixtures")
 

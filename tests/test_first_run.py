@@ -16,7 +16,7 @@ def test_notice_until_marked(tmp_path, monkeypatch, capsys):
     first_run.announce(m)
     first_run.announce(m)                       # once per process and model
     err = capsys.readouterr().err
-    assert err == "ggraph: compiling kernels for F32, Q4_1, Q8_0 (first run only, about a minute)\n"
+    assert err == "ggraph: compiling kernels for F32, Q4_1, Q8_0 (first run only, about half a minute)\n"
     first_run.mark_compiled(m)
     assert not first_run.is_first_run(m)
     assert first_run.is_first_run(_model("b.gguf", ["Q4_K", "Q6_K"]))   # other formats: still cold

@@ -230,7 +230,7 @@ def _trow4(w, r, qs, ad, bs, m, out, fmt):
     out[m + 3, r] = y3
 
 
-@njit(cache=True, error_model="numpy", inline="always")
+@njit(cache=True, error_model="numpy")
 def _trow(w, r, qs, ad, bs, m, out, fmt):
     bb = block_bytes(fmt)
     K = qs.shape[1]
@@ -307,7 +307,7 @@ def _fsum4(v, base):
     return (flane(v, base) + flane(v, base + 2)) + (flane(v, base + 1) + flane(v, base + 3))
 
 
-@njit(cache=True, error_model="numpy", inline="always")
+@njit(cache=True, error_model="numpy")
 def _vec_pair(w, r0, r1, qs, ad, bs, m, out, fmt):
     K = qs.shape[1]
     bb = block_bytes(fmt)

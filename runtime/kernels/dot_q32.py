@@ -37,7 +37,7 @@ from ggraph.runtime.kernels.simd.u8 import bcast32, bor, bxor, cat, dot, dot_acc
 from ggraph.runtime.kernels.tiling import PREFETCH_BYTES, ROWS_PER_TASK, token_tile
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True)
 def _unpack2(w, o0, o1, fmt):
     """Blocks at byte offsets o0 (row r) and o1 (row r+1): 64 unsigned codes (each row in element
     order) and F32x4 [d0, m0, d1, m1] (Q4_1 / Q5_1) or [d0, d0, d1, d1]."""
@@ -58,7 +58,7 @@ def _unpack2(w, o0, o1, fmt):
     return u, fpair4(f16at(w, o0), f16at(w, o1))
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True)
 def _has_min(fmt):
     return fmt == Q4_1 or fmt == Q5_1
 
@@ -77,7 +77,7 @@ def _lanes(u, qs, a2, m, b, K, fmt):
     return dot_acc(c, u, a)
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True)
 def _ds(a1, m, b):
     """F32x4 [d_a, s_a, d_a, s_a] of token m's block b (s_a: Q8_1's s, or Q8_0's exact sum)."""
     return fload2x2(a1, 4 * (m * a1.shape[1] + 2 * b))
@@ -89,7 +89,7 @@ def _tok(u, dm, ds, qs, a2, m, b, K, acc, fmt):
     return ffma(lanes02(fmul4(dm, ds)), tofloat(_lanes(u, qs, a2, m, b, K, fmt)), acc)
 
 
-@njit(cache=True, error_model="numpy", inline="always")
+@njit(cache=True, error_model="numpy")
 def _mins(dm, ds, sm, fmt):
     """Lanes 1 and 3: summs = fma(m_w, s_a, summs) of the two rows (other lanes unused)."""
     if _has_min(fmt):
@@ -97,7 +97,7 @@ def _mins(dm, ds, sm, fmt):
     return sm
 
 
-@njit(cache=True, error_model="numpy", inline="always")
+@njit(cache=True, error_model="numpy")
 def _store(out, m, r0, r1, acc, sm, fmt):
     if _has_min(fmt):
         out[m, r0] = fhsum8_lo(acc) + lane(sm, 1)
@@ -109,7 +109,7 @@ def _store(out, m, r0, r1, acc, sm, fmt):
             out[m, r1] = fhsum8_hi(acc)
 
 
-@njit(cache=True, error_model="numpy", inline="always")
+@njit(cache=True, error_model="numpy")
 def _pair1(w, r0, r1, qs, a1, a2, m, out, fmt):
     """Rows r0, r1 (r1 == r0: one row) x token m."""
     K = qs.shape[1]

@@ -94,7 +94,7 @@ def _put(out, m, g, acc):
             out[m, r0 + i] = flane(acc, i)
 
 
-@njit(cache=True, error_model="numpy", inline="always")
+@njit(cache=True, error_model="numpy")
 def _group1(P, g, qs, a1, m, out, nl):
     K = qs.shape[1]
     nb = K // 32
@@ -163,7 +163,7 @@ def _rep_mins(bv, bs, bo, fmt):
     return imul(bv, iload(bs, bo))
 
 
-@njit(cache=True, error_model="numpy", inline="always")
+@njit(cache=True, error_model="numpy")
 def _rrow2(w, r0, r1, qs, ad, bs, m, out, fmt):
     """Rows r0, r1 (r1 == r0: one row) x token m, gemv order; the two rows' four float chains
     [acc0, accm0, acc1, accm1] advance together in one F32x4 (lane-wise the same fmas)."""

@@ -1,0 +1,72 @@
+"""The second core's share of a first run's compiling.
+
+Numba compiles one kernel at a time, in one thread. On a first run the context starts this module
+in a child process (`start`): it builds the same plans the parent is about to run (the prompt's
+ubatch and the one-token step after it) and calls one step of each kind (op, weight format) in the
+reverse order of their first use, on dummy inputs, while the parent runs its steps in order. Each
+kernel one of them compiles lands in Numba's on-disk cache, where the other finds it when it gets
+there: the two big weight kernels of a model (e.g. Q4_1 layers, Q8_0 output) compile side by side.
+The child's results are garbage and thrown away; it only has to call every kernel with the
+argument types the parent's will have. The parent stops it once its own first step is done.
+"""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import numpy as np
+
+
+def start(ctx, n_prompt: int):
+    """Start the helper for ctx's model and a prompt of n_prompt tokens (None when it cannot help)."""
+    if (os.cpu_count() or 1) < 2 or os.environ.get("GGRAPH_NO_COMPILE_HELPER"):
+        return None
+    args = [sys.executable, "-m", "ggraph.runtime.compile_helper", ctx.model.path, str(ctx.n_ctx),
+            str(ctx.n_ubatch), str(n_prompt), str(ctx.kv.n_past)]
+    try:
+        return subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                stderr=subprocess.DEVNULL, env={**os.environ, "NUMBA_NUM_THREADS": "1"})
+    except OSError:
+        return None
+
+
+def stop(proc) -> None:
+    if proc is not None and proc.poll() is None:
+        proc.kill()
+        proc.wait()
+
+
+def _run_kinds_backwards(ctx, n_tokens: int, n_past: int) -> None:
+    from ggraph.llm import UBatch
+    ctx.kv.n_past = n_past
+    n_kv = ctx.kv.n_kv_for(n_tokens)
+    step = ctx._step(n_tokens, 1, n_kv)
+    ub = UBatch(n_tokens, 1, n_kv, tokens=np.zeros(n_tokens, np.int32),
+                pos=np.arange(n_past, n_past + n_tokens, dtype=np.int32),
+                out_ids=np.array([n_tokens - 1], np.int32), kv_cells=ctx.kv.find_slot(n_tokens),
+                kv_pos=ctx.kv.cell_pos(n_kv, n_past + n_tokens))
+    arrays = step.plan.arrays
+    for inp in step.inputs:
+        inp.set_input(ub, lambda t: arrays[t.id].reshape(-1))
+    first = {}
+    for fn, label in zip(step.plan.steps, step.plan.labels):
+        if label is not None:
+            first.setdefault(label, fn)
+    with np.errstate(all="ignore"):
+        for fn in reversed(list(first.values())):
+            fn()
+
+
+def main(argv) -> None:
+    import ggraph
+    path, n_ctx, n_ubatch, n_prompt, n_past = argv[0], *map(int, argv[1:5])
+    ctx = ggraph.load(path).new_context(n_ctx=n_ctx, n_ubatch=n_ubatch, n_threads=1)
+    n_first = min(n_prompt, ctx.n_ubatch)
+    _run_kinds_backwards(ctx, 1, min(n_past + n_prompt, n_ctx - 1))   # the parent compiles this one last
+    if n_first > 1:
+        _run_kinds_backwards(ctx, n_first, n_past)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
