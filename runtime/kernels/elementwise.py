@@ -7,6 +7,8 @@ gelu / geglu (GGML_GELU_FP16): x <= -10 -> 0, x >= 10 -> x, else a 65536-entry t
   gelu_f32(x) = 0.5*x*(1 + tanhf(sqrt(2/pi)*x*(1 + 0.044715*x*x))), the inner 1 + a*x*x
   contracted to fma(a*x, x, 1) as GCC compiles it; geglu multiplies by g.
 """
+import functools
+
 import numpy as np
 from numba import njit, prange
 
@@ -25,16 +27,16 @@ def _gelu_f32_all(x, out):
         out[i] = F32(0.5) * v * (F32(1.0) + np.tanh(SQRT_2_OVER_PI * v * inner))
 
 
-def _gelu_table() -> np.ndarray:
-    """ggml_table_gelu_f16 decoded to float32: entry i is gelu of the F16 value with bits i."""
+@functools.cache
+def gelu_table() -> np.ndarray:
+    """ggml_table_gelu_f16 decoded to float32: entry i is gelu of the F16 value with bits i (built
+    on first use: models without GELU do not pay its ~0.3 s at every start)."""
     vals = np.arange(1 << 16, dtype=np.uint16).view(np.float16).astype(np.float32)
     g = np.empty_like(vals)
     with np.errstate(all="ignore"):
         _gelu_f32_all(vals, g)
         return g.astype(np.float16).astype(np.float32)
 
-
-GELU_TABLE = _gelu_table()
 
 
 @njit(cache=True, parallel=True)
@@ -79,9 +81,9 @@ def _f16_bits(x: np.ndarray) -> np.ndarray:
 
 
 def gelu_f32(x, out):
-    _gelu_lookup(x, _f16_bits(x), GELU_TABLE, out, x, False)
+    _gelu_lookup(x, _f16_bits(x), gelu_table(), out, x, False)
 
 
 def geglu_f32(g, u, out):
     """gelu(g) * u."""
-    _gelu_lookup(g, _f16_bits(g), GELU_TABLE, out, u, True)
+    _gelu_lookup(g, _f16_bits(g), gelu_table(), out, u, True)
