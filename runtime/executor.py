@@ -16,7 +16,7 @@ import numpy as np
 from ggraph.errors import GGraphError
 from ggraph.graph import Graph, Tensor
 
-from . import op_kernels
+from . import fusion, op_kernels
 from .storage import runtime_dtype
 
 
@@ -56,12 +56,16 @@ class Plan:
         self._allocate()
         self.inputs = {t.name: self.arrays[t.id] for t in graph.leaves("input")}
         self.outputs = {k: self.arrays[t.id] for k, t in graph.outputs.items()}
+        self.conversions: dict[tuple, list] = {}   # op_kernels: activation conversions by shape
+        fz = fusion.find(graph) if reuse_buffers else fusion.Fusions()
         bound, labels = [], []
         for t in graph.ops():
-            b = op_kernels.bind(t, self)
+            if t.id in fz.absorbed:
+                continue
+            b = op_kernels.bind(t, self, fz.fused.get(t.id))
             if b is not None:
                 bound.append(b)
-                labels.append(self._label(t))
+                labels.append(fz.fused[t.id][0] if t.id in fz.fused else self._label(t))
         self.steps, self.labels = _with_thread_switches(bound, labels, n_threads)
 
     # -- arrays ------------------------------------------------------------------------------

@@ -13,9 +13,12 @@ from ggraph.errors import GGraphError
 from ggraph.graph import F16, Tensor
 
 from .kernels import batched_matmul, elementwise, norm, rope, softmax
+from .kernels.norm import rms_norm_mul_f32
 from .kernels.matmul import get_rows as q_get_rows
+from .kernels.matmul import activation_buffers, convert, mul_mat_converted
 from .kernels.matmul import mul_mat as q_mul_mat
 from .kernels.quantize_act import round_to_f16
+from .kernels.set_rows import set_rows_f16
 from .storage import stored
 
 VIEW_OPS = ("view", "reshape", "permute", "transpose")
@@ -37,9 +40,12 @@ NUMPY_OPS = ("add", "mul", "scale", "tanh", "get_rows", "set_rows", "cont", "cpy
 MIN_PARALLEL_ROWS = 16
 
 
-def bind(t: Tensor, plan):
+def bind(t: Tensor, plan, fused: tuple | None = None):
     """(closure, parallel) for an op, or None for pure views. `parallel` says whether the kernel
-    should run with all threads (True), one thread (False), or does not care (None: numpy)."""
+    should run with all threads (True), one thread (False), or does not care (None: numpy).
+    `fused`: (pattern, nodes) from runtime/fusion.py when t ends a fused pattern."""
+    if fused is not None:
+        return _FUSED[fused[0]](t, plan, *fused[1:]), wants_threads(fused[1])   # as its first op
     if t.op in VIEW_OPS:
         return None
     fn = _BINDERS.get(t.op)
@@ -129,15 +135,7 @@ def _bind_mul_mat(t, plan):
     a, b = t.src
     out = plan.array(t)
     if a.kind == "weight":
-        if a.ne[2] != 1 or a.ne[3] != 1:
-            raise GGraphError(f"mul_mat {t.name}: 3-D weights are not supported yet")
-        w = plan.weight(a)
-        xb = plan.array(b)
-        out2 = _rows(out)
-        if _is_c(xb):
-            x2 = _rows(xb)
-            return lambda: q_mul_mat(w, x2, out2)
-        return lambda: q_mul_mat(w, _rows(np.ascontiguousarray(xb)), out2)
+        return _bind_weight_mul_mat(t, plan, plan.weight(a), b, _rows(out))
     # activation x activation (attention): batched over dim 2, GQA broadcast
     if a.ne[3] != 1 or b.ne[3] != 1:
         raise GGraphError(f"mul_mat {t.name}: 4-D batches are not supported")
@@ -152,6 +150,30 @@ def _bind_mul_mat(t, plan):
     def run():     # src0 (a KV cache view) is read in place
         b3 = round_to_f16(bv, b16) if to_f16 else (bv if _is_c(bv) else np.ascontiguousarray(bv))
         batched_matmul.bmm_f32(av, b3, o3, to_f16, b_cont)
+    return run
+
+
+def _bind_weight_mul_mat(t, plan, w, b, out2):
+    """A weight product. Consecutive products of one input with weights of one vec_dot type (Q, K,
+    V; gate, up) convert the input once: the plan's conversion buffer of that shape still holds it."""
+    if t.src[0].ne[2] != 1 or t.src[0].ne[3] != 1:
+        raise GGraphError(f"mul_mat {t.name}: 3-D weights are not supported yet")
+    xb = plan.array(b)
+    if not _is_c(xb):
+        return lambda: q_mul_mat(w, _rows(np.ascontiguousarray(xb)), out2)
+    x2 = _rows(xb)
+    key = (w.fmt.vec_dot, x2.shape[0], x2.shape[1])
+    conv = plan.conversions.get(key)
+    if conv is None:
+        conv = plan.conversions[key] = [None, activation_buffers(w, x2.shape[0]), None]
+    if conv[0] == b.id:                 # converted by the previous product of this shape
+        return lambda: mul_mat_converted(w, conv[2], out2)
+    conv[0] = b.id
+    bufs = conv[1]
+
+    def run():
+        conv[2] = convert(w, x2, bufs)
+        mul_mat_converted(w, conv[2], out2)
     return run
 
 
@@ -191,6 +213,8 @@ def _bind_set_rows(t, plan):
     s2 = _rows(plan.array(src)) if _is_c(plan.array(src)) else None
     sv = plan.array(src)
     ids_arr = plan.array(ids).reshape(-1)
+    if dst.type == F16 and s2 is not None:
+        return lambda: set_rows_f16(d2, s2, ids_arr)
 
     def run():
         rows = s2 if s2 is not None else _rows(np.ascontiguousarray(sv))
@@ -215,6 +239,18 @@ def _bind_cpy(t, plan):
         dst[...] = stored(b, vals)
     return run
 
+
+def _bind_rms_norm_mul(t, plan, norm, w):
+    src, out = plan.array(norm.src[0]), _rows(plan.array(t))
+    wv = _src_array(w, plan).reshape(-1)
+    eps = np.float32(norm.params["eps"])
+    if _is_c(src):
+        x = _rows(src)
+        return lambda: rms_norm_mul_f32(x, wv, out, eps)
+    return lambda: rms_norm_mul_f32(_rows(np.ascontiguousarray(src)), wv, out, eps)
+
+
+_FUSED = {"rms_norm_mul": _bind_rms_norm_mul}
 
 _BINDERS = {
     "get_rows": _bind_get_rows,

@@ -706,3 +706,22 @@ def test_vector_expf_is_the_scalar_lane():
     _lanes(ggml_math.v_expf)(x, want)
     same = (got.view(np.uint32) == want.view(np.uint32)) | (np.isnan(got) & np.isnan(want))
     assert same.all()
+
+
+def test_set_rows_f16_matches_numpy_half_rounding():
+    """The KV-cache write: numpy's IEEE fp16 conversion (RNE) is the reference, over subnormal,
+    overflowing, signed-zero and infinite values, into a strided view of a wider cache."""
+    from ggraph.runtime.kernels.set_rows import set_rows_f16
+    rng = np.random.default_rng(7)
+    x = (rng.standard_normal((9, 64)) * np.exp(rng.uniform(-20, 12, (9, 64)))).astype(np.float32)
+    x[0, :6] = [np.inf, -np.inf, 0.0, -0.0, 6e-8, 65520.0]
+    cache = np.zeros((24, 80), np.uint16)
+    view = cache[:, 8:72]
+    ids = np.array([3, 1, 23, 0, 5, 6, 2, 10, 11], np.int32)
+    set_rows_f16(view, x, ids)
+    want = np.zeros_like(cache)
+    with np.errstate(over="ignore"):
+        want[ids, 8:72] = x.astype(np.float16).view(np.uint16)
+    np.testing.assert_array_equal(cache, want)
+    with pytest.raises(IndexError):
+        set_rows_f16(view, x[:1], np.array([24], np.int32))

@@ -23,11 +23,9 @@ _SCRATCH_MAX = 32
 
 def mul_mat(w, x, out):
     """out[m, n] = dot(W[n, :], x[m, :]) with llama.cpp's activation conversion. x: f32 [M, ne0]."""
-    if x.ndim != 2 or x.shape[1] != w.ne0 or out.shape != (x.shape[0], w.ne1):
-        raise GGraphError(f"mul_mat '{w.name}': x {x.shape} / out {out.shape} do not fit weight ne0={w.ne0}, ne1={w.ne1}")
+    _check(w, x, out)
     if x.dtype != np.float32 or not x.flags.c_contiguous:
         x = np.ascontiguousarray(x, dtype=np.float32)
-    act = ACTIVATIONS[w.fmt.vec_dot]
     key = (w.fmt.vec_dot, x.shape[0], x.shape[1])
     scratch = getattr(_tls, "scratch", None)
     if scratch is None:
@@ -36,8 +34,28 @@ def mul_mat(w, x, out):
     if bufs is None:
         if len(scratch) >= _SCRATCH_MAX:   # many prompt lengths: start over
             scratch.clear()
-        bufs = scratch[key] = act.buffers(x.shape[0], x.shape[1])
-    xq, a1, a2 = act.convert(x, bufs)
+        bufs = scratch[key] = activation_buffers(w, x.shape[0])
+    mul_mat_converted(w, convert(w, x, bufs), out)
+
+
+def _check(w, x, out):
+    if x.ndim != 2 or x.shape[1] != w.ne0 or out.shape != (x.shape[0], w.ne1):
+        raise GGraphError(f"mul_mat '{w.name}': x {x.shape} / out {out.shape} do not fit weight ne0={w.ne0}, ne1={w.ne1}")
+
+
+def activation_buffers(w, M):
+    """Scratch for convert(): the weight type's vec_dot form of M activation rows."""
+    return ACTIVATIONS[w.fmt.vec_dot].buffers(M, w.ne0)
+
+
+def convert(w, x, bufs):
+    """x (f32 [M, ne0], C-contiguous) in w's vec_dot type: (xq, a1, a2). Weights with the same
+    vec_dot type and input share one conversion (the plan does Q, K and V from one)."""
+    return ACTIVATIONS[w.fmt.vec_dot].convert(x, bufs)
+
+
+def mul_mat_converted(w, xc, out):
+    xq, a1, a2 = xc
     if w.packed is not None:
         w.fmt.repack.matmul(w.packed, xq, a1, a2, out)
     else:

@@ -20,6 +20,12 @@ def fround_f16(context, builder, sig, args):
     return builder.fpext(builder.fptrunc(to_f32(context, builder, args[0], sig.args[0]), HALF), FLOAT)
 
 
+@vec_intrinsic(types.uint16, FLT)
+def f16bits(context, builder, sig, args):
+    """float32 -> the bits of the nearest fp16 (round-to-nearest-even, like F16C and numpy)."""
+    return builder.bitcast(builder.fptrunc(to_f32(context, builder, args[0], sig.args[0]), HALF), I16)
+
+
 @vec_intrinsic(types.void, ARR, INT)
 def prefetch(context, builder, sig, args):
     """Software prefetch (to all cache levels) of the line holding byte `off` of arr: kernels that
