@@ -23,15 +23,16 @@ class Fusions:
 
 
 def _consumers(graph: Graph) -> dict[int, int]:
-    """How many nodes read each node (views count as readers), plus one per graph output."""
+    """How many nodes read each node (views count as readers), plus one per graph output. Keyed by
+    object: weights and cache leaves come from other graphs, whose node ids overlap this one's."""
     n: dict[int, int] = {}
     for t in graph.nodes:
         for s in t.src:
-            n[s.id] = n.get(s.id, 0) + 1
-        if t.is_view and t.view_src is not None:
-            n[t.view_src.id] = n.get(t.view_src.id, 0) + 1
+            n[id(s)] = n.get(id(s), 0) + 1
+        if t.is_view:
+            n[id(t.view_src)] = n.get(id(t.view_src), 0) + 1
     for t in graph.outputs.values():
-        n[t.id] = n.get(t.id, 0) + 1
+        n[id(t)] = n.get(id(t), 0) + 1
     return n
 
 
@@ -47,7 +48,7 @@ def find(graph: Graph) -> Fusions:
             continue
         a, b = t.src
         norm, w = (a, b) if a.op == "rms_norm" else (b, a)
-        if (norm.kind == "op" and norm.op == "rms_norm" and uses.get(norm.id) == 1 and norm.id not in fz.absorbed
+        if (norm.kind == "op" and norm.op == "rms_norm" and uses.get(id(norm)) == 1 and norm.id not in fz.absorbed
                 and _row_weight(w, norm.ne[0]) and tuple(t.ne) == tuple(norm.ne)):
             fz.absorbed.add(norm.id)
             fz.fused[t.id] = ("rms_norm_mul", norm, w)

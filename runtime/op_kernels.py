@@ -96,13 +96,16 @@ def _src_array(s: Tensor, plan) -> np.ndarray:
     return plan.array(s)
 
 
-def _bind_binary(ufunc):
+def _bind_binary(ufunc, flat_kernel):
     def binder(t, plan):
         a, b, out = _src_array(t.src[0], plan), _src_array(t.src[1], plan), plan.array(t)
         try:
             np.broadcast_shapes(a.shape, b.shape)
         except ValueError:
             raise GGraphError(f"{t.op} {t.name}: broadcast by tiling is not supported") from None
+        if a.shape == b.shape == out.shape and _is_c(a) and _is_c(b) and _is_c(out):
+            fa, fb, fo = a.reshape(-1), b.reshape(-1), out.reshape(-1)
+            return lambda: flat_kernel(fa, fb, fo)
         return lambda: ufunc(a, b, out=out)
     return binder
 
@@ -255,8 +258,8 @@ _FUSED = {"rms_norm_mul": _bind_rms_norm_mul}
 _BINDERS = {
     "get_rows": _bind_get_rows,
     "mul_mat": _bind_mul_mat,
-    "add": _bind_binary(np.add),
-    "mul": _bind_binary(np.multiply),
+    "add": _bind_binary(np.add, elementwise.add_f32),
+    "mul": _bind_binary(np.multiply, elementwise.mul_f32),
     "scale": _bind_scale,
     "rms_norm": _bind_rms_norm,
     "norm": _bind_norm,

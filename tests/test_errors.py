@@ -143,7 +143,8 @@ def test_bench_profile_counts_every_op_of_a_step(tiny_llama_path):
     rows = bench(m, n_prompt=0, n_gen=4, reps=2, n_threads=1, out=out, progress=None, profile=True)
     prof = rows[0]["profile"]
     n_layer = m.hp.n_layer
-    assert prof["rms_norm"][1] == n_layer * 2 + 1           # attn_norm, ffn_norm per layer, output norm
+    # attn_norm, ffn_norm per layer, output norm: each rms_norm fused with its weight (runtime/fusion.py)
+    assert prof["rms_norm_mul"][1] == n_layer * 2 + 1 and "rms_norm" not in prof
     assert prof["mul_mat kq"][1] == n_layer and prof["mul_mat kqv"][1] == n_layer
     assert sum(ms for ms, _ in prof.values()) <= 1e3 / min(rows[0]["samples_ts"]) * 1.05
     assert "profile tg4 (ggraph)" in out.getvalue() and "| mul_mat kq |" in out.getvalue()

@@ -117,3 +117,23 @@ def test_hparams_are_read_with_arch_prefix(tiny_llama_path):
     assert hp.n_embd_head_k == 16 and hp.n_gqa == 2 and hp.n_vocab == len(f.get("tokenizer.ggml.tokens"))
     t = f.tensor("blk.0.attn_k.weight")
     assert t.ne == (64, 32) and t.data.dtype == np.uint8 and t.data.shape == (32, 64 * 4)
+
+
+def test_fusion_takes_rms_norm_times_weight_only_when_the_norm_has_no_other_reader():
+    """runtime/fusion.py: rms_norm -> mul(weight) becomes one kernel; a norm read elsewhere too
+    (here: also a graph output) stays its own node, and so does a mul by an activation."""
+    from ggraph import ops
+    from ggraph.graph import F32, Graph
+    from ggraph.runtime import fusion
+    g = Graph()
+    x = g.input("x", F32, (8, 3))
+    w = g.weight("w", F32, (8,))
+    a = ops.mul(ops.rms_norm(x, 1e-6), w)
+    n2 = ops.rms_norm(a, 1e-6)
+    b = ops.mul(n2, w)
+    c = ops.mul(ops.rms_norm(b, 1e-6), x)          # times an activation: not fused
+    g.set_output(n2, "n2")
+    g.set_output(c, "c")
+    fz = fusion.find(g)
+    assert set(fz.fused) == {a.id}
+    assert fz.absorbed == {a.src[0].id}
