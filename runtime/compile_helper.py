@@ -2,7 +2,7 @@
 
 Numba compiles one kernel at a time, in one thread. On a first run the context starts this module
 in a child process (`start`): it builds the same plans the parent is about to run (the prompt's
-ubatch and the one-token step after it) and calls one step of each kind (op, weight format) in the
+ubatch and the one-token step after it) and calls one step of each kind (op, weight format, array layouts) in the
 reverse order of their first use, on dummy inputs, while the parent runs its steps in order. Each
 kernel one of them compiles lands in Numba's on-disk cache, where the other finds it when it gets
 there: the two big weight kernels of a model (e.g. Q4_1 layers, Q8_0 output) compile side by side.
@@ -50,9 +50,9 @@ def _run_kinds_backwards(ctx, n_tokens: int, n_past: int) -> None:
     for inp in step.inputs:
         inp.set_input(ub, lambda t: arrays[t.id].reshape(-1))
     first = {}
-    for fn, label in zip(step.plan.steps, step.plan.labels):
-        if label is not None:
-            first.setdefault(label, fn)
+    for fn, kind in zip(step.plan.steps, step.plan.kinds):
+        if kind is not None:
+            first.setdefault(kind, fn)
     with np.errstate(all="ignore"):
         for fn in reversed(list(first.values())):
             fn()

@@ -58,15 +58,17 @@ class Plan:
         self.outputs = {k: self.arrays[t.id] for k, t in graph.outputs.items()}
         self.conversions: dict[tuple, list] = {}   # op_kernels: activation conversions by shape
         fz = fusion.find(graph) if reuse_buffers else fusion.Fusions()
-        bound, labels = [], []
+        bound, kinds = [], []
         for t in graph.ops():
             if t.id in fz.absorbed:
                 continue
             b = op_kernels.bind(t, self, fz.fused.get(t.id))
             if b is not None:
                 bound.append(b)
-                labels.append(fz.fused[t.id][0] if t.id in fz.fused else self._label(t))
-        self.steps, self.labels = _with_thread_switches(bound, labels, n_threads)
+                kinds.append((fz.fused[t.id][0] if t.id in fz.fused else self._label(t), self._layouts(t)))
+        # kinds: (label, array layouts) per step; the compile helper calls one step of each
+        self.steps, self.kinds = _with_thread_switches(bound, kinds, n_threads)
+        self.labels = [k and k[0] for k in self.kinds]
 
     # -- arrays ------------------------------------------------------------------------------
     def array(self, t: Tensor) -> np.ndarray:
@@ -156,6 +158,14 @@ class Plan:
         if a.kind == "weight":
             return f"mul_mat {self.weight(a).fmt.name}"
         return f"mul_mat {(t.name or 'act').rsplit('-', 1)[0]}"
+
+    def _layouts(self, t: Tensor) -> str:
+        """Contiguity of t's and its sources' arrays (C, F or A each): kernels compile per layout."""
+        out = []
+        for x in (t, *t.src):
+            a = self.arrays.get(x.id)
+            out.append("-" if a is None else "C" if a.flags.c_contiguous else "F" if a.flags.f_contiguous else "A")
+        return "".join(out)
 
     def run(self, profile: dict | None = None) -> None:
         """Run every step; with `profile`, add each op's seconds and calls to profile[label]."""

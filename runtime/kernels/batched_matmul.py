@@ -114,48 +114,53 @@ def bmm_sgemm_order(a, x, out):
                 _store4(out, b, m + 3, M, n, N, c30, c31, c32, c33)
 
 
+@njit(cache=True, error_model="numpy", inline="always")
+def _vec_dot(a, ao, es, x, b, m, K, kp, kv, f16):
+    """One output in ggml_vec_dot_f16 / _f32 order: src0's row at byte ao with x[b, m]."""
+    xo = 4 * K * (b * x.shape[1] + m)
+    c0, c1, c2, c3 = fzero(), fzero(), fzero(), fzero()
+    for l in range(0, kp, 64):
+        c0 = ffma(load_a(a, ao + es * l), fload(x, xo + 4 * l), c0)
+        c1 = ffma(load_a(a, ao + es * (l + 16)), fload(x, xo + 4 * (l + 16)), c1)
+        c2 = ffma(load_a(a, ao + es * (l + 32)), fload(x, xo + 4 * (l + 32)), c2)
+        c3 = ffma(load_a(a, ao + es * (l + 48)), fload(x, xo + 4 * (l + 48)), c3)
+    c0 = fadd(fadd(c0, c2), fadd(c1, c3))
+    if f16:
+        s = np.float64(fhsum_gcc(c0))
+        for l in range(kp, K):
+            s += np.float64(at_a(a, ao + es * l) * x[b, m, l])
+        return F32(s)
+    # GCC vectorizes this leftover loop as an in-order reduction: products by vmulps in groups
+    # of 8, then scalar fmas for the last (K - kp) % 8
+    sf = fhsum_gcc(c0)
+    for l in range(kp, kv):
+        sf = sf + at_a(a, ao + es * l) * x[b, m, l]
+    for l in range(kv, K):
+        sf = fma32(at_a(a, ao + es * l), x[b, m, l], sf)
+    return sf
+
+
 @njit(cache=True, parallel=True)
 def bmm_vec_dot_order(a, x, out, f16):
-    """a rows contiguous, x C-contiguous."""
+    """a rows contiguous, x C-contiguous. A task is a block of rows (KV cells) for all heads: the
+    cache is read once, in its order (a cell's heads are adjacent), each row from L1 for the r
+    query heads that share it (GQA). The order of one output is the one-row order above."""
     B0, N, K = a.shape
     B1, M, _ = x.shape
     r = B1 // B0
     sa0, sa1, es = a.strides[0], a.strides[1], a.itemsize
     kp = K - K % 64
     kv = kp + (K - kp) // 8 * 8
-    for bm in prange(B1 * M):
-        b = bm // M
-        m = bm - b * M
-        ab = b // r
-        xo = 4 * K * (b * M + m)
-        for n in range(N):
-            ao = ab * sa0 + n * sa1
-            c0 = fzero()
-            c1 = fzero()
-            c2 = fzero()
-            c3 = fzero()
-            for l in range(0, kp, 64):
-                c0 = ffma(load_a(a, ao + es * l), fload(x, xo + 4 * l), c0)
-                c1 = ffma(load_a(a, ao + es * (l + 16)), fload(x, xo + 4 * (l + 16)), c1)
-                c2 = ffma(load_a(a, ao + es * (l + 32)), fload(x, xo + 4 * (l + 32)), c2)
-                c3 = ffma(load_a(a, ao + es * (l + 48)), fload(x, xo + 4 * (l + 48)), c3)
-            c0 = fadd(c0, c2)
-            c1 = fadd(c1, c3)
-            c0 = fadd(c0, c1)
-            if f16:
-                s = np.float64(fhsum_gcc(c0))
-                for l in range(kp, K):
-                    s += np.float64(at_a(a, ao + es * l) * x[b, m, l])
-                out[b, m, n] = F32(s)
-            else:
-                # GCC vectorizes this leftover loop as an in-order reduction: products by vmulps
-                # in groups of 8, then scalar fmas for the last (K - kp) % 8
-                sf = fhsum_gcc(c0)
-                for l in range(kp, kv):
-                    sf = sf + at_a(a, ao + es * l) * x[b, m, l]
-                for l in range(kv, K):
-                    sf = fma32(at_a(a, ao + es * l), x[b, m, l], sf)
-                out[b, m, n] = sf
+    n_blocks = max(1, min(N, 32))
+    rows = (N + n_blocks - 1) // n_blocks
+    for task in prange(n_blocks):
+        n0 = task * rows
+        for m in range(M):
+            for n in range(n0, min(N, n0 + rows)):
+                for ab in range(B0):
+                    ao = ab * sa0 + n * sa1
+                    for j in range(r):
+                        out[ab * r + j, m, n] = _vec_dot(a, ao, es, x, ab * r + j, m, K, kp, kv, f16)
 
 
 def uses_sgemm(N: int, M: int, K: int, f16: bool = True, src1_contiguous: bool = True) -> bool:
