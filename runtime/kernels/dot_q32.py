@@ -17,7 +17,8 @@ Here one 16-lane vector holds two weight rows (lanes 0-7 row r, lanes 8-15 row r
 dot / fma does the block of both rows. Weights run as unsigned codes (Q4_0 q, Q5_0 q, IQ4_NL
 kvalue+128, Q8_0 q+128); the offset is removed exactly per lane with the activation's 4-sums
 (quantize_act: a2 = -128 * sum of 4, arithmetic-shifted for the smaller offsets). Batches share each
-weight unpack between 4 tokens; per-token arithmetic is the one above.
+weight unpack between 4 tokens, and each activation block load between two row pairs (_quad4);
+per-token arithmetic is the one above.
 
 Q4_0 and IQ4_NL weights whose row count is a multiple of 8 are repacked by llama.cpp at load time and
 use another order (repack.py); this module serves them otherwise.
@@ -174,6 +175,47 @@ def _pair4(w, r0, r1, qs, a1, a2, m, out, fmt):
 
 
 @njit(cache=True, error_model="numpy", inline="always")
+def _quad4(w, r0, qs, a1, a2, m, out, fmt):
+    """Rows r0..r0+3 (two pairs) x tokens m..m+3: each activation block load serves both pairs."""
+    K = qs.shape[1]
+    bb = block_bytes(fmt)
+    rb = w.shape[1]
+    w0 = r0 * rb
+    a0, a1_, a2_, a3 = fzero(), fzero(), fzero(), fzero()
+    b0, b1, b2, b3 = fzero(), fzero(), fzero(), fzero()
+    sa0, sa1, sa2, sa3 = fzero4(), fzero4(), fzero4(), fzero4()
+    sb0, sb1, sb2, sb3 = fzero4(), fzero4(), fzero4(), fzero4()
+    for b in range(K // 32):
+        o = w0 + bb * b
+        u, dm = _unpack2(w, o, o + rb, fmt)
+        v, dn = _unpack2(w, o + 2 * rb, o + 3 * rb, fmt)
+        ds = _ds(a1, m, b)
+        a0 = _tok(u, dm, ds, qs, a2, m, b, K, a0, fmt)
+        b0 = _tok(v, dn, ds, qs, a2, m, b, K, b0, fmt)
+        sa0, sb0 = _mins(dm, ds, sa0, fmt), _mins(dn, ds, sb0, fmt)
+        ds = _ds(a1, m + 1, b)
+        a1_ = _tok(u, dm, ds, qs, a2, m + 1, b, K, a1_, fmt)
+        b1 = _tok(v, dn, ds, qs, a2, m + 1, b, K, b1, fmt)
+        sa1, sb1 = _mins(dm, ds, sa1, fmt), _mins(dn, ds, sb1, fmt)
+        ds = _ds(a1, m + 2, b)
+        a2_ = _tok(u, dm, ds, qs, a2, m + 2, b, K, a2_, fmt)
+        b2 = _tok(v, dn, ds, qs, a2, m + 2, b, K, b2, fmt)
+        sa2, sb2 = _mins(dm, ds, sa2, fmt), _mins(dn, ds, sb2, fmt)
+        ds = _ds(a1, m + 3, b)
+        a3 = _tok(u, dm, ds, qs, a2, m + 3, b, K, a3, fmt)
+        b3 = _tok(v, dn, ds, qs, a2, m + 3, b, K, b3, fmt)
+        sa3, sb3 = _mins(dm, ds, sa3, fmt), _mins(dn, ds, sb3, fmt)
+    _store(out, m, r0, r0 + 1, a0, sa0, fmt)
+    _store(out, m + 1, r0, r0 + 1, a1_, sa1, fmt)
+    _store(out, m + 2, r0, r0 + 1, a2_, sa2, fmt)
+    _store(out, m + 3, r0, r0 + 1, a3, sa3, fmt)
+    _store(out, m, r0 + 2, r0 + 3, b0, sb0, fmt)
+    _store(out, m + 1, r0 + 2, r0 + 3, b1, sb1, fmt)
+    _store(out, m + 2, r0 + 2, r0 + 3, b2, sb2, fmt)
+    _store(out, m + 3, r0 + 2, r0 + 3, b3, sb3, fmt)
+
+
+@njit(cache=True, error_model="numpy", inline="always")
 def _mm(w, qs, a1, a2, out, fmt):
     N, M = w.shape[0], qs.shape[0]
     for c in prange((N + ROWS_PER_TASK - 1) // ROWS_PER_TASK):
@@ -189,7 +231,18 @@ def _mm(w, qs, a1, a2, out, fmt):
                         for rr in range(r, r_end, 2):
                             _pair1(w, rr, min(rr + 1, r_end - 1), qs, a1, a2, m0, out, fmt)
                 continue
-            for r in range(c * ROWS_PER_TASK, r_end, 2):
+            r = c * ROWS_PER_TASK
+            while r + 4 <= r_end:
+                m = m0
+                while m + 4 <= m1:
+                    _quad4(w, r, qs, a1, a2, m, out, fmt)
+                    m += 4
+                while m < m1:
+                    _pair1(w, r, r + 1, qs, a1, a2, m, out, fmt)
+                    _pair1(w, r + 2, r + 3, qs, a1, a2, m, out, fmt)
+                    m += 1
+                r += 4
+            for r in range(r, r_end, 2):
                 r1 = min(r + 1, r_end - 1)
                 m = m0
                 while m + 4 <= m1:
