@@ -28,6 +28,7 @@ from ggraph.runtime.kernels import dot_k as dk
 from ggraph.runtime.kernels import dot_q32 as d32
 from ggraph.runtime.kernels import quantize_act as qa
 from ggraph.runtime.kernels import repack as rp
+from ggraph.runtime.kernels import repack_k as rk
 
 # llama.cpp's CPU backend repacks a matrix of a repackable type only when its row count is a multiple
 # of 8 (ggml_repack_get_optimal_repack_type: the 8-row interleaves)
@@ -108,7 +109,7 @@ FORMATS = {f.type: f for f in (
     WeightFormat(T.IQ4_NL, T.Q8_0, d32.mm_iq4_nl, dq.deq_iq4_nl, Repack(rp.mm_iq4_nl_packed, rp.repack_q4)),
     WeightFormat(T.Q2_K, T.Q8_K, dk.mm_q2_k, dq.deq_q2_k, Repack(rp.mm_q2_k_packed)),   # AVX512
     WeightFormat(T.Q3_K, T.Q8_K, dk.mm_q3_k, dq.deq_q3_k),
-    WeightFormat(T.Q4_K, T.Q8_K, dk.mm_q4_k, dq.deq_q4_k, Repack(rp.mm_q4_k_packed)),   # AVX2 and up
+    WeightFormat(T.Q4_K, T.Q8_K, dk.mm_q4_k, dq.deq_q4_k, Repack(rk.mm_q4_k_packed, rk.repack_q4_k)),   # AVX2 and up
     WeightFormat(T.Q5_K, T.Q8_K, dk.mm_q5_k, dq.deq_q5_k),
     WeightFormat(T.Q6_K, T.Q8_K, dk.mm_q6_k, dq.deq_q6_k),
     WeightFormat(T.IQ4_XS, T.Q8_K, dk.mm_iq4_xs, dq.deq_iq4_xs),
