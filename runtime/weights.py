@@ -8,20 +8,26 @@ from gguf import GGMLQuantizationType as T
 from ggraph.errors import GGraphError
 
 from .kernels.type_traits import get_format
+from .layout_cache import cached_layout
 
 
 class Weight:
     """A weight tensor [ne1 rows x ne0] kept as its raw GGUF blocks (no dequantized copy), with its
     format (kernels.type_traits.WeightFormat) and the packed copy llama.cpp's CPU backend would
-    repack it into (or None); get_rows keeps reading `raw`, as llama.cpp's embedding lookups read the
+    repack it into (or None), and for one-token products a 16-row interleaved copy where the format
+has one (`rows16`, see kernels/gemv_rows16.py); get_rows keeps reading `raw`, as llama.cpp's embedding lookups read the
     plain tensor."""
 
-    __slots__ = ("name", "fmt", "raw", "ne0", "ne1", "packed")
+    __slots__ = ("name", "fmt", "raw", "ne0", "ne1", "packed", "rows16")
 
-    def __init__(self, name, fmt, raw, ne0, ne1):
+    def __init__(self, name, fmt, raw, ne0, ne1, gguf_path=None):
         self.name, self.fmt, self.raw, self.ne0, self.ne1 = name, fmt, raw, ne0, ne1
         rp = fmt.repack
         self.packed = rp.pack(raw, ne0, ne1) if rp is not None and rp.applies(ne1) else None
+        r16 = fmt.rows16       # ggraph's own one-token layout (same order as the plain kernel)
+        self.rows16 = None
+        if r16 is not None and self.packed is None and r16.applies(ne1):
+            self.rows16 = cached_layout(gguf_path, name, r16.tag, raw, r16.layout)
 
     @property
     def ggml_type(self):
@@ -42,7 +48,7 @@ class Weight:
         return f"Weight({self.name!r}, {self.fmt.name}, ne0={self.ne0}, ne1={self.ne1})"
 
 
-def prepare_weight(name, ggml_type, raw, ne0, ne1) -> Weight:
+def prepare_weight(name, ggml_type, raw, ne0, ne1, gguf_path=None) -> Weight:
     """Validate and wrap one weight. `raw` (its bytes, [ne1, row_bytes] or flat) is used in place."""
     fmt = get_format(ggml_type, name)
     ne0, ne1 = int(ne0), int(ne1)
@@ -57,7 +63,7 @@ def prepare_weight(name, ggml_type, raw, ne0, ne1) -> Weight:
     raw = raw.reshape(ne1, rb)
     if not raw.flags.c_contiguous:   # kernels address rows as r * row_bytes
         raw = np.ascontiguousarray(raw)
-    return Weight(name, fmt, raw, ne0, ne1)
+    return Weight(name, fmt, raw, ne0, ne1, gguf_path)
 
 
 def prepare_weights(model) -> dict:
@@ -66,5 +72,6 @@ def prepare_weights(model) -> dict:
     out = {}
     for t in model.weight_tensors():
         info = model.file.tensor(t.name)
-        out[t.name] = prepare_weight(t.name, int(info.ggml_type), info.data, t.ne[0], t.nelements // t.ne[0])
+        out[t.name] = prepare_weight(t.name, int(info.ggml_type), info.data, t.ne[0], t.nelements // t.ne[0],
+                                     model.file.path)
     return out

@@ -58,6 +58,8 @@ def mul_mat_converted(w, xc, out):
     xq, a1, a2 = xc
     if w.packed is not None:
         w.fmt.repack.matmul(w.packed, xq, a1, a2, out)
+    elif w.rows16 is not None and xq.shape[0] == 1:
+        w.fmt.rows16.gemv(w.rows16, xq, a1, a2, out)
     else:
         w.fmt.matmul(w.raw, xq, a1, a2, out)
 

@@ -29,6 +29,7 @@ from ggraph.runtime.kernels import dot_q32 as d32
 from ggraph.runtime.kernels import quantize_act as qa
 from ggraph.runtime.kernels import repack as rp
 from ggraph.runtime.kernels import repack_k as rk
+from ggraph.runtime.kernels import gemv_rows16 as g16
 
 # llama.cpp's CPU backend repacks a matrix of a repackable type only when its row count is a multiple
 # of 8 (ggml_repack_get_optimal_repack_type: the 8-row interleaves)
@@ -50,12 +51,26 @@ class Repack:
 
 
 @dataclass(frozen=True)
+class Rows16:
+    """A 16-row interleaved copy for one-token products in the same order as the plain kernel
+    (gemv_rows16.py): ggraph's own layout, not one of llama.cpp's repacks."""
+    gemv: Callable              # kernel on layout()'s array, M == 1
+    layout: Callable            # layout(raw) -> the copy
+    tag: str                    # layout name and version (key of the on-disk copies)
+
+    @staticmethod
+    def applies(ne1):
+        return ne1 % 16 == 0
+
+
+@dataclass(frozen=True)
 class WeightFormat:
     type: T
     vec_dot: T                  # activation type: key of ACTIVATIONS
     matmul: Callable
     dequant: Callable
     repack: Repack = None
+    rows16: Rows16 = None
 
     @property
     def name(self):
@@ -105,7 +120,7 @@ FORMATS = {f.type: f for f in (
     WeightFormat(T.Q4_1, T.Q8_1, d32.mm_q4_1, dq.deq_q4_1),
     WeightFormat(T.Q5_0, T.Q8_0, d32.mm_q5_0, dq.deq_q5_0),
     WeightFormat(T.Q5_1, T.Q8_1, d32.mm_q5_1, dq.deq_q5_1),
-    WeightFormat(T.Q8_0, T.Q8_0, d32.mm_q8_0, dq.deq_q8_0),
+    WeightFormat(T.Q8_0, T.Q8_0, d32.mm_q8_0, dq.deq_q8_0, rows16=Rows16(g16.gemv_q8_0_rows16, g16.rows16_q8_0, g16.TAG_Q8_0)),
     WeightFormat(T.IQ4_NL, T.Q8_0, d32.mm_iq4_nl, dq.deq_iq4_nl, Repack(rp.mm_iq4_nl_packed, rp.repack_q4)),
     WeightFormat(T.Q2_K, T.Q8_K, dk.mm_q2_k, dq.deq_q2_k, Repack(rp.mm_q2_k_packed)),   # AVX512
     WeightFormat(T.Q3_K, T.Q8_K, dk.mm_q3_k, dq.deq_q3_k),

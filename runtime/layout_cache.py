@@ -1,0 +1,45 @@
+"""ggraph's own weight layouts (kernels/gemv_rows16.py) kept on disk between runs.
+
+Building the 16-row copy of a big matrix costs about a second per GB and touches every page of the
+original; a warm start should do neither. Copies of matrices above MIN_BYTES are written once to
+<cache>/layouts/ (keyed by the GGUF file's path, size and mtime, the tensor and the layout's
+version) and memory-mapped afterwards; smaller ones are built in memory. Without a writable cache
+folder everything is built in memory.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+
+import numpy as np
+
+MIN_BYTES = 4 << 20
+
+
+def cached_layout(gguf_path: str | None, tensor: str, tag: str, raw: np.ndarray, layout) -> np.ndarray:
+    """layout(raw), from the disk cache when there is one (tag names the layout and its version)."""
+    if gguf_path is None or raw.nbytes < MIN_BYTES:
+        return layout(raw)
+    try:
+        st = os.stat(gguf_path)
+        key = f"{os.path.realpath(gguf_path)}|{st.st_size}|{st.st_mtime_ns}|{tensor}|{tag}|{raw.shape}"
+        from ggraph.runtime.apps.pull import cache_dir
+        folder = os.path.join(cache_dir(), "layouts")
+        os.makedirs(folder, exist_ok=True)
+    except OSError:
+        return layout(raw)
+    path = os.path.join(folder, hashlib.sha256(key.encode()).hexdigest()[:32] + ".npy")
+    try:
+        return np.load(path, mmap_mode="r")
+    except (OSError, ValueError):
+        pass
+    out = layout(raw)
+    try:
+        fd, tmp = tempfile.mkstemp(dir=folder, suffix=".tmp")
+        with os.fdopen(fd, "wb") as fh:
+            np.save(fh, out)
+        os.replace(tmp, path)          # atomic: a concurrent reader sees the whole file or none
+    except OSError:
+        pass
+    return out
