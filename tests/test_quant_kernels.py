@@ -369,7 +369,7 @@ def test_legacy_blocks_bit_exact_with_llamacpp_order(t, n):
     w, _ = make(t, n, k, rng, raw)
     x = (rng.standard_normal((9, k)) * np.exp(rng.uniform(-3, 3, (9, 1)))).astype(np.float32)
     repacked = t in (T.Q4_0, T.IQ4_NL) and n % 8 == 0
-    assert (w.rows16 is not None) == (t == T.Q8_0 and n % 16 == 0)   # Q8_0 rows48: the 16-row gemv
+    assert (w.rows16 is not None) == (t in (T.Q8_0, T.Q5_0, T.Q4_1) and n % 16 == 0)   # rows48: the 16-row gemv
     batch = np.empty((9, n), np.float32)
     mul_mat(w, x, batch)
     assert np.array_equal(batch, emulate_exact(t, raw, k, x, "repacked" if repacked else "lanes8"))

@@ -63,6 +63,10 @@ class Rows16:
         return ne1 % 16 == 0
 
 
+def _rows16(gemv, t):
+    return Rows16(gemv, g16.layout(t), g16.tag(t))
+
+
 @dataclass(frozen=True)
 class WeightFormat:
     type: T
@@ -117,10 +121,10 @@ FORMATS = {f.type: f for f in (
     WeightFormat(T.F16, T.F16, df.mm_f16, dq.deq_f16),
     WeightFormat(T.BF16, T.BF16, df.mm_bf16, dq.deq_bf16),
     WeightFormat(T.Q4_0, T.Q8_0, d32.mm_q4_0, dq.deq_q4_0, Repack(rp.mm_q4_0_packed, rp.repack_q4)),  # AVX2 and up
-    WeightFormat(T.Q4_1, T.Q8_1, d32.mm_q4_1, dq.deq_q4_1),
-    WeightFormat(T.Q5_0, T.Q8_0, d32.mm_q5_0, dq.deq_q5_0),
+    WeightFormat(T.Q4_1, T.Q8_1, d32.mm_q4_1, dq.deq_q4_1, rows16=_rows16(g16.gemv_q4_1, T.Q4_1)),
+    WeightFormat(T.Q5_0, T.Q8_0, d32.mm_q5_0, dq.deq_q5_0, rows16=_rows16(g16.gemv_q5_0, T.Q5_0)),
     WeightFormat(T.Q5_1, T.Q8_1, d32.mm_q5_1, dq.deq_q5_1),
-    WeightFormat(T.Q8_0, T.Q8_0, d32.mm_q8_0, dq.deq_q8_0, rows16=Rows16(g16.gemv_q8_0_rows16, g16.rows16_q8_0, g16.TAG_Q8_0)),
+    WeightFormat(T.Q8_0, T.Q8_0, d32.mm_q8_0, dq.deq_q8_0, rows16=_rows16(g16.gemv_q8_0, T.Q8_0)),
     WeightFormat(T.IQ4_NL, T.Q8_0, d32.mm_iq4_nl, dq.deq_iq4_nl, Repack(rp.mm_iq4_nl_packed, rp.repack_q4)),
     WeightFormat(T.Q2_K, T.Q8_K, dk.mm_q2_k, dq.deq_q2_k, Repack(rp.mm_q2_k_packed)),   # AVX512
     WeightFormat(T.Q3_K, T.Q8_K, dk.mm_q3_k, dq.deq_q3_k),
