@@ -18,9 +18,10 @@ MIN_BYTES = 4 << 20
 
 
 def cached_layout(gguf_path: str | None, tensor: str, tag: str, raw: np.ndarray, layout) -> np.ndarray:
-    """layout(raw), from the disk cache when there is one (tag names the layout and its version)."""
+    """layout(raw), from the disk cache when there is one (tag names the layout and its version).
+    Always read-only, as the mapped copies are: kernels then compile for one array type."""
     if gguf_path is None or raw.nbytes < MIN_BYTES:
-        return layout(raw)
+        return _readonly(layout(raw))
     try:
         st = os.stat(gguf_path)
         key = f"{os.path.realpath(gguf_path)}|{st.st_size}|{st.st_mtime_ns}|{tensor}|{tag}|{raw.shape}"
@@ -28,7 +29,7 @@ def cached_layout(gguf_path: str | None, tensor: str, tag: str, raw: np.ndarray,
         folder = os.path.join(cache_dir(), "layouts")
         os.makedirs(folder, exist_ok=True)
     except OSError:
-        return layout(raw)
+        return _readonly(layout(raw))
     path = os.path.join(folder, hashlib.sha256(key.encode()).hexdigest()[:32] + ".npy")
     try:
         return np.load(path, mmap_mode="r")
@@ -42,4 +43,9 @@ def cached_layout(gguf_path: str | None, tensor: str, tag: str, raw: np.ndarray,
         os.replace(tmp, path)          # atomic: a concurrent reader sees the whole file or none
     except OSError:
         pass
-    return out
+    return _readonly(out)
+
+
+def _readonly(a: np.ndarray) -> np.ndarray:
+    a.flags.writeable = False
+    return a

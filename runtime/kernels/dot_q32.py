@@ -151,7 +151,7 @@ def _quad1(w, r0, qs, a1, a2, m, out, fmt):
     _store(out, m, r0 + 2, r0 + 3, acc2, sm2, fmt)
 
 
-@njit(cache=True, error_model="numpy", inline="always")
+@njit(cache=True, error_model="numpy")
 def _pair4(w, r0, r1, qs, a1, a2, m, out, fmt):
     """Rows r0, r1 x tokens m..m+3, sharing each weight unpack; per-token math as in _pair1."""
     K = qs.shape[1]
@@ -174,7 +174,7 @@ def _pair4(w, r0, r1, qs, a1, a2, m, out, fmt):
     _store(out, m + 3, r0, r1, acc3, sm3, fmt)
 
 
-@njit(cache=True, error_model="numpy", inline="always")
+@njit(cache=True, error_model="numpy")
 def _quad4(w, r0, qs, a1, a2, m, out, fmt):
     """Rows r0..r0+3 (two pairs) x tokens m..m+3: each activation block load serves both pairs."""
     K = qs.shape[1]
