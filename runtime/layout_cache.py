@@ -1,10 +1,11 @@
 """ggraph's own weight layouts (kernels/gemv_rows16.py) kept on disk between runs.
 
-Building the 16-row copy of a big matrix costs about a second per GB and touches every page of the
-original; a warm start should do neither. Copies of matrices above MIN_BYTES are written once to
-<cache>/layouts/ (keyed by the GGUF file's path, size and mtime, the tensor and the layout's
-version) and memory-mapped afterwards; smaller ones are built in memory. Without a writable cache
-folder everything is built in memory.
+Building the 16-row copies costs a few seconds per GB and touches every page of the original; a
+warm start should do neither. The copies are written once to <cache>/layouts/ (one .npy per
+tensor, keyed by the GGUF file's path, size and mtime, the tensor and the layout's version; the
+folder can be deleted at any time) and memory-mapped afterwards. Without a writable cache folder,
+or with GGRAPH_NO_LAYOUT_CACHE set (the test suite's many small temporary models), they are built
+in memory.
 """
 from __future__ import annotations
 
@@ -14,13 +15,12 @@ import tempfile
 
 import numpy as np
 
-MIN_BYTES = 4 << 20
 
 
 def cached_layout(gguf_path: str | None, tensor: str, tag: str, raw: np.ndarray, layout) -> np.ndarray:
     """layout(raw), from the disk cache when there is one (tag names the layout and its version).
     Always read-only, as the mapped copies are: kernels then compile for one array type."""
-    if gguf_path is None or raw.nbytes < MIN_BYTES:
+    if gguf_path is None or os.environ.get("GGRAPH_NO_LAYOUT_CACHE"):
         return _readonly(layout(raw))
     try:
         st = os.stat(gguf_path)

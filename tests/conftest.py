@@ -9,6 +9,8 @@ import pytest
 
 # No compile helper processes beside the suite's own compiling (test_compile_helper.py runs one).
 os.environ.setdefault("GGRAPH_NO_COMPILE_HELPER", "1")
+# The many temporary tiny models would each leave 16-row weight copies in the user's cache folder.
+os.environ.setdefault("GGRAPH_NO_LAYOUT_CACHE", "1")
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 FIXTURES = os.path.join(ROOT, "tests", "fixtures")

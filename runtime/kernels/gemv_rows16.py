@@ -26,53 +26,50 @@ from ggraph.runtime.kernels.simd.u8 import band, bcast4, bshr, dot_acc, load64
 GROUP = 16
 GROUPS_PER_TASK = 4
 LAYOUT_VERSION = "v1"   # bump when a layout changes (names the on-disk copies)
-_SRC = {Q8_0: 34, Q5_0: 22, Q4_1: 20}       # plain block bytes
-_PACKED = {Q8_0: 544, Q5_0: 544, Q4_1: 320}  # 16-row block bytes
 
 
 def tag(fmt):
     return f"rows16_{int(fmt)}.{LAYOUT_VERSION}"
 
 
-@njit(cache=True)
-def _code_q5_0(raw, row, o, j):
-    """Element j's 5-bit code of the Q5_0 block at byte o of row."""
-    qh = (np.int32(raw[row, o + 2 + j // 8]) >> (j % 8)) & 1
-    q = np.int32(raw[row, o + 6 + j % 16])
-    return ((q & 15) if j < 16 else (q >> 4)) | (qh << 4)
+def _by_groups(raw, sb):
+    """[N, nb * sb] -> [N/16, nb, 16 rows, sb] (a view where numpy can)."""
+    N = raw.shape[0]
+    return np.asarray(raw).reshape(N // GROUP, GROUP, -1, sb).transpose(0, 2, 1, 3)
 
 
-@njit(cache=True, parallel=True)
-def _layout(raw, fmt, sb, pb):
-    N, rb = raw.shape
-    nb = rb // sb
-    out = np.empty((N // GROUP, nb, pb), np.uint8)
-    for g in prange(N // GROUP):
-        for b in range(nb):
-            o = sb * b
-            for r in range(GROUP):
-                row = GROUP * g + r
-                out[g, b, 2 * r] = raw[row, o]
-                out[g, b, 2 * r + 1] = raw[row, o + 1]
-                if fmt == Q4_1:
-                    out[g, b, 32 + 2 * r] = raw[row, o + 2]
-                    out[g, b, 33 + 2 * r] = raw[row, o + 3]
-                    for c in range(4):
-                        for k in range(4):
-                            out[g, b, 64 + 64 * c + 4 * r + k] = raw[row, o + 4 + 4 * c + k]
-                else:
-                    for i in range(8):
-                        for k in range(4):
-                            j = 4 * i + k
-                            v = (np.int32(raw[row, o + 2 + j]) ^ 0x80) if fmt == Q8_0 else _code_q5_0(raw, row, o, j)
-                            out[g, b, 32 + 64 * i + 4 * r + k] = v
-    return out
+def _interleave(codes):
+    """[G, nb, 16 rows, 8 * 4] codes -> [G, nb, 512]: per 4-code group i, the 16 rows' 4 codes."""
+    G, nb = codes.shape[:2]
+    return codes.reshape(G, nb, GROUP, -1, 4).transpose(0, 1, 3, 2, 4).reshape(G, nb, -1)
+
+
+def _layout_q8_0(raw):
+    blk = _by_groups(raw, 34)
+    return np.concatenate([blk[..., :2].reshape(*blk.shape[:2], 32), _interleave(blk[..., 2:] ^ 0x80)], axis=2)
+
+
+def _layout_q5_0(raw):
+    blk = _by_groups(raw, 22)
+    qh = np.unpackbits(blk[..., 2:6], axis=-1, bitorder="little")          # bit j of the u32 = element j
+    qs = blk[..., 6:]
+    codes = np.concatenate([qs & 15, qs >> 4], axis=-1) | (qh << 4)
+    return np.concatenate([blk[..., :2].reshape(*blk.shape[:2], 32), _interleave(codes)], axis=2)
+
+
+def _layout_q4_1(raw):
+    blk = _by_groups(raw, 20)
+    G, nb = blk.shape[:2]
+    return np.concatenate([blk[..., :2].reshape(G, nb, 32), blk[..., 2:4].reshape(G, nb, 32),
+                           _interleave(blk[..., 4:])], axis=2)
+
+
+_LAYOUTS = {Q8_0: _layout_q8_0, Q5_0: _layout_q5_0, Q4_1: _layout_q4_1}
 
 
 def layout(fmt):
-    """raw [N, row_bytes] -> the 16-row copy [N/16, blocks, packed_block(fmt)]."""
-    f = int(fmt)
-    return lambda raw: _layout(raw, f, _SRC[f], _PACKED[f])
+    """raw [N, row_bytes] -> the 16-row copy [N/16, blocks, packed block bytes] (numpy: no compile)."""
+    return _LAYOUTS[int(fmt)]
 
 
 @njit(cache=True, error_model="numpy", inline="always")
