@@ -31,6 +31,9 @@ class HParams:
     rope_freq_base_swa: float = 10000.0
     rope_freq_scale_swa: float = 1.0
     f_final_logit_softcapping: float = 0.0   # 0: off; else logits = c * tanh(logits / c) (gemma2/3)
+    # mixture of experts (<arch>.expert_count / expert_used_count); 0: dense
+    n_expert: int = 0
+    n_expert_used: int = 0
 
     def is_swa(self, il: int) -> bool:
         return self.n_swa > 0 and bool(self.swa_layers) and self.swa_layers[il]
@@ -68,6 +71,10 @@ def load_hparams(f: GGUFFile) -> HParams:
     tokens = f.get("tokenizer.ggml.tokens")
     n_vocab = int(f.get_arch("vocab_size", len(tokens) if tokens else 0))
     scale = f.get_arch("rope.scaling.factor", 0.0) or 0.0
+    n_expert = int(f.get_arch("expert_count", 0))
+    n_expert_used = int(f.get_arch("expert_used_count", 0))
+    if n_expert and not 0 < n_expert_used <= n_expert:
+        raise GGraphError(f"{f.path}: {f.arch}.expert_used_count {n_expert_used} must be in [1, expert_count {n_expert}]")
     return HParams(
         n_ctx_train=int(f.get_arch("context_length", 2048)),
         n_embd=n_embd,
@@ -83,4 +90,6 @@ def load_hparams(f: GGUFFile) -> HParams:
         rope_freq_scale=1.0 / float(scale) if scale else 1.0,
         f_norm_eps=float(f.get_arch("attention.layer_norm_epsilon", 0.0)),
         f_norm_rms_eps=float(f.get_arch("attention.layer_norm_rms_epsilon", 0.0)),
+        n_expert=n_expert,
+        n_expert_used=n_expert_used,
     )

@@ -25,6 +25,9 @@ LLM_FFN_SILU = "silu"
 LLM_FFN_GELU = "gelu"
 LLM_FFN_SEQ = "seq"
 LLM_FFN_PAR = "par"
+# expert gating (llama_expert_gating_func_type)
+LLAMA_EXPERT_GATING_FUNC_TYPE_SOFTMAX = 1
+LLAMA_EXPERT_GATING_FUNC_TYPE_SIGMOID = 2
 
 
 class KVCacheLayout:
@@ -306,6 +309,57 @@ class LLMGraphContext:
             cur = self.cb(cur, "ffn_down", il)
             cur = ops.add(cur, down_b)
         return cur
+
+    def build_moe_ffn(self, cur: Tensor, gate_inp: Tensor, up_exps: Tensor, gate_exps: Tensor | None,
+                      down_exps: Tensor, n_expert: int, n_expert_used: int, type_op: str, norm_w: bool,
+                      w_scale: float, gating_op: int, il: int) -> Tensor:
+        """Mixture of experts (llama-graph.cpp build_moe_ffn): route each token to its n_expert_used
+        best experts, run only those (mul_mat_id), weight and sum their outputs in slot order."""
+        n_embd, n_tokens = cur.ne[0], cur.ne[1]
+        logits = self.cb(self.build_lora_mm(gate_inp, cur), "ffn_moe_logits", il)     # [n_expert, n_tokens]
+        if gating_op == LLAMA_EXPERT_GATING_FUNC_TYPE_SOFTMAX:
+            probs = ops.soft_max_ext(logits, None, 1.0)
+        elif gating_op == LLAMA_EXPERT_GATING_FUNC_TYPE_SIGMOID:
+            probs = ops.sigmoid(logits)
+        else:
+            raise GGraphError(f"build_moe_ffn: unsupported gating function {gating_op}")
+        self.cb(probs, "ffn_moe_probs", il)
+        selected = self.cb(ops.argsort_top_k(probs, n_expert_used), "ffn_moe_topk", il)   # [k, n_tokens]
+        weights = ops.get_rows(ops.reshape_3d(probs, 1, n_expert, n_tokens), selected)    # [1, k, n_tokens]
+        self.cb(weights, "ffn_moe_weights", il)
+        if norm_w:
+            w2 = ops.reshape_2d(weights, n_expert_used, n_tokens)
+            s = self.cb(ops.sum_rows(w2), "ffn_moe_weights_sum", il)
+            s = self.cb(ops.clamp(s, 6.103515625e-5, float("inf")), "ffn_moe_weights_sum_clamped", il)
+            w2 = self.cb(ops.div(w2, s), "ffn_moe_weights_norm", il)
+            weights = ops.reshape_3d(w2, 1, n_expert_used, n_tokens)
+        if w_scale and w_scale != 1.0:
+            weights = self.cb(ops.scale(weights, w_scale), "ffn_moe_weights_scaled", il)
+
+        x = ops.reshape_3d(cur, n_embd, 1, n_tokens)
+        up = self.cb(ops.mul_mat_id(up_exps, x, selected), "ffn_moe_up", il)               # [n_ff, k, n_tokens]
+        if gate_exps is not None:
+            gate = self.cb(ops.mul_mat_id(gate_exps, x, selected), "ffn_moe_gate", il)
+            if type_op == LLM_FFN_SILU:
+                act = self.cb(ops.swiglu_split(gate, up), "ffn_moe_swiglu", il)
+            elif type_op == LLM_FFN_GELU:
+                act = self.cb(ops.geglu_split(gate, up), "ffn_moe_geglu", il)
+            else:
+                raise GGraphError(f"build_moe_ffn: unsupported op {type_op!r}")
+        else:
+            act = {LLM_FFN_SILU: ops.silu, LLM_FFN_GELU: ops.gelu}[type_op](up)
+        experts = self.cb(ops.mul_mat_id(down_exps, act, selected), "ffn_moe_down", il)    # [n_embd, k, n_tokens]
+        experts = self.cb(ops.mul(experts, weights), "ffn_moe_weighted", il)
+
+        # slot i of every token, summed in slot order (best expert first), as llama.cpp's adds
+        nb = experts.nb
+        views = [ops.view(experts, (n_embd, n_tokens), (nb[2],), i * nb[1]) for i in range(n_expert_used)]
+        moe_out = views[0]
+        for v in views[1:]:
+            moe_out = ops.add(moe_out, v)
+        if n_expert_used == 1:
+            moe_out = ops.cont(moe_out)
+        return self.cb(moe_out, "ffn_moe_out", il)
 
     def default_kq_scale(self) -> float:
         if self.hp.f_attention_scale:

@@ -31,11 +31,12 @@ def _unary(op: str, a: Tensor, **params) -> Tensor:
 # -- data movement ----------------------------------------------------------------------------
 
 def get_rows(a: Tensor, ids: Tensor) -> Tensor:
-    """Rows ids of a: a [n_cols, n_rows, ...] -> [n_cols, len(ids), ...] (F32 out; dequantizes)."""
+    """Rows of a by ids (ggml_get_rows): a [n_cols, n_rows, B], ids [n, B] -> [n_cols, n, B]: out[:, i, b]
+    = a[:, ids[i, b], b] (F32 out; dequantizes weights). B = 1 for a plain row lookup."""
     if ids.type != I32:
         _fail("get_rows", "ids must be I32", a, ids)
-    if ids.ne[2] != a.ne[2] or ids.ne[3] != 1 or a.ne[3] != 1:
-        _fail("get_rows", "batch dims of ids must match a", a, ids)
+    if ids.ne[1] != a.ne[2] or ids.ne[3] != 1 or a.ne[3] != 1:
+        _fail("get_rows", "ids.ne1 must equal a.ne2 (one id row per batch of a)", a, ids)
     return _g(ids, a).new_tensor(F32, (a.ne[0], ids.ne[0], ids.ne[1], ids.ne[2]), "get_rows", (a, ids))
 
 
@@ -129,6 +130,19 @@ def mul_mat(a: Tensor, b: Tensor) -> Tensor:
     return _g(b, a).new_tensor(F32, (a.ne[1], b.ne[1], b.ne[2], b.ne[3]), "mul_mat", (a, b))
 
 
+def mul_mat_id(a: Tensor, b: Tensor, ids: Tensor) -> Tensor:
+    """Expert products (ggml_mul_mat_id): a [K, N, n_expert] weights, b [K, n_b, T] with n_b 1 (each
+    token's row serves all its slots) or k, ids [k, T] I32 -> [N, k, T]: out[:, s, t] =
+    a[:, :, ids[s, t]] x b[:, s % n_b, t]. Only the selected experts are computed."""
+    if ids.type != I32 or ids.ne[2] != 1 or ids.ne[3] != 1:
+        _fail("mul_mat_id", "ids must be I32 [k, n_tokens]", a, ids)
+    if a.ne[0] != b.ne[0] or a.ne[3] != 1:
+        _fail("mul_mat_id", "a must be [K, N, n_expert] with b's K", a, b)
+    if b.type != F32 or b.ne[2] != ids.ne[1] or b.ne[3] != 1 or ids.ne[0] % b.ne[1]:
+        _fail("mul_mat_id", "b must be F32 [K, 1 or k, n_tokens] matching ids", b, ids)
+    return _g(b, ids, a).new_tensor(F32, (a.ne[1], ids.ne[0], ids.ne[1], 1), "mul_mat_id", (a, b, ids))
+
+
 def _binary(op: str, a: Tensor, b: Tensor) -> Tensor:
     if a.type != F32 or b.type != F32:
         _fail(op, "expects F32 operands", a, b)
@@ -139,6 +153,10 @@ def _binary(op: str, a: Tensor, b: Tensor) -> Tensor:
 
 def add(a: Tensor, b: Tensor) -> Tensor:
     return _binary("add", a, b)
+
+
+def div(a: Tensor, b: Tensor) -> Tensor:
+    return _binary("div", a, b)
 
 
 def mul(a: Tensor, b: Tensor) -> Tensor:
@@ -159,6 +177,42 @@ def norm(a: Tensor, eps: float) -> Tensor:
 
 def silu(a: Tensor) -> Tensor:
     return _unary("silu", a)
+
+
+def sigmoid(a: Tensor) -> Tensor:
+    return _unary("sigmoid", a)
+
+
+def clamp(a: Tensor, min: float, max: float) -> Tensor:
+    return _unary("clamp", a, min=float(min), max=float(max))
+
+
+def sum_rows(a: Tensor) -> Tensor:
+    """Sum over ne0: [n, rows, ...] -> [1, rows, ...]."""
+    if a.type != F32:
+        _fail("sum_rows", "expects F32", a)
+    return _g(a).new_tensor(F32, (1, a.ne[1], a.ne[2], a.ne[3]), "sum_rows", (a,))
+
+
+SORT_ORDER_ASC = 0
+SORT_ORDER_DESC = 1
+
+
+def argsort(a: Tensor, order: int = SORT_ORDER_ASC) -> Tensor:
+    """Per row (ne0), the indices that sort it (I32, same shape)."""
+    if a.type != F32:
+        _fail("argsort", "expects F32", a)
+    if order not in (SORT_ORDER_ASC, SORT_ORDER_DESC):
+        _fail("argsort", f"unknown order {order}", a)
+    return _g(a).new_tensor(I32, a.ne, "argsort", (a,), {"order": order})
+
+
+def argsort_top_k(a: Tensor, k: int) -> Tensor:
+    """The indices of each row's k largest values, largest first: a view of the descending argsort."""
+    if not 1 <= k <= a.ne[0]:
+        _fail("argsort_top_k", f"k={k} must be in [1, {a.ne[0]}]", a)
+    s = argsort(a, SORT_ORDER_DESC)
+    return view(s, (k, a.ne[1], a.ne[2], a.ne[3]), s.nb[1:])
 
 
 def gelu(a: Tensor) -> Tensor:

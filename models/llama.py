@@ -1,6 +1,7 @@
-"""llama: the dense Llama architecture (llama.cpp src/models/llama.cpp). SmolLM2 uses it."""
+"""llama: the Llama architecture (llama.cpp src/models/llama.cpp), dense (SmolLM2) or with Mixtral's
+mixture of experts (ffn_gate_inp + ffn_{gate,up,down}_exps instead of the dense FFN)."""
 from ggraph import ops
-from ggraph.llm import LLM_FFN_PAR, LLM_FFN_SILU, LLM_NORM_RMS
+from ggraph.llm import LLAMA_EXPERT_GATING_FUNC_TYPE_SOFTMAX, LLM_FFN_PAR, LLM_FFN_SILU, LLM_NORM_RMS
 from ggraph.model_base import ModelBase
 from ggraph.ops import ROPE_TYPE_NORM
 
@@ -32,12 +33,19 @@ class LlamaModel(ModelBase):
             layer.wo_b = t(f"blk.{i}.attn_output.bias", (n_embd,), optional=True)
             layer.ffn_norm = t(f"blk.{i}.ffn_norm.weight", (n_embd,))
             layer.rope_freqs = t("rope_freqs.weight", (hp.n_rot // 2,), optional=True)
-            layer.ffn_gate = t(f"blk.{i}.ffn_gate.weight", (n_embd, n_ff))
-            layer.ffn_down = t(f"blk.{i}.ffn_down.weight", (n_ff, n_embd))
-            layer.ffn_up = t(f"blk.{i}.ffn_up.weight", (n_embd, n_ff))
-            layer.ffn_gate_b = t(f"blk.{i}.ffn_gate.bias", (n_ff,), optional=True)
-            layer.ffn_down_b = t(f"blk.{i}.ffn_down.bias", (n_embd,), optional=True)
-            layer.ffn_up_b = t(f"blk.{i}.ffn_up.bias", (n_ff,), optional=True)
+            if hp.n_expert == 0:
+                layer.ffn_gate = t(f"blk.{i}.ffn_gate.weight", (n_embd, n_ff))
+                layer.ffn_down = t(f"blk.{i}.ffn_down.weight", (n_ff, n_embd))
+                layer.ffn_up = t(f"blk.{i}.ffn_up.weight", (n_embd, n_ff))
+                layer.ffn_gate_b = t(f"blk.{i}.ffn_gate.bias", (n_ff,), optional=True)
+                layer.ffn_down_b = t(f"blk.{i}.ffn_down.bias", (n_embd,), optional=True)
+                layer.ffn_up_b = t(f"blk.{i}.ffn_up.bias", (n_ff,), optional=True)
+            else:
+                n_expert = hp.n_expert
+                layer.ffn_gate_inp = t(f"blk.{i}.ffn_gate_inp.weight", (n_embd, n_expert))
+                layer.ffn_gate_exps = t(f"blk.{i}.ffn_gate_exps.weight", (n_embd, n_ff, n_expert), optional=True)
+                layer.ffn_down_exps = t(f"blk.{i}.ffn_down_exps.weight", (n_ff, n_embd, n_expert))
+                layer.ffn_up_exps = t(f"blk.{i}.ffn_up_exps.weight", (n_embd, n_ff, n_expert))
 
     def build_graph(self, g):
         hp = self.hp
@@ -67,8 +75,13 @@ class LlamaModel(ModelBase):
             ffn_inp = g.cb(ops.add(cur, inpSA), "ffn_inp", il)
 
             cur = g.cb(g.build_norm(ffn_inp, layer.ffn_norm, None, LLM_NORM_RMS, il), "ffn_norm", il)
-            cur = g.build_ffn(cur, layer.ffn_up, layer.ffn_up_b, layer.ffn_gate, layer.ffn_gate_b,
-                              layer.ffn_down, layer.ffn_down_b, LLM_FFN_SILU, LLM_FFN_PAR, il)
+            if hp.n_expert == 0:
+                cur = g.build_ffn(cur, layer.ffn_up, layer.ffn_up_b, layer.ffn_gate, layer.ffn_gate_b,
+                                  layer.ffn_down, layer.ffn_down_b, LLM_FFN_SILU, LLM_FFN_PAR, il)
+            else:   # MoE branch (Mixtral): weights normalised over the selected experts
+                cur = g.build_moe_ffn(cur, layer.ffn_gate_inp, layer.ffn_up_exps, layer.ffn_gate_exps,
+                                      layer.ffn_down_exps, hp.n_expert, hp.n_expert_used, LLM_FFN_SILU, True,
+                                      0.0, LLAMA_EXPERT_GATING_FUNC_TYPE_SOFTMAX, il)
             g.cb(cur, "ffn_out", il)
             cur = g.cb(ops.add(cur, ffn_inp), "l_out", il)
             inpL = cur

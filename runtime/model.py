@@ -60,7 +60,8 @@ class Model:
             "path": self.path, "architecture": self.file.arch, "name": self.file.get("general.name"),
             "n_vocab": hp.n_vocab, "n_ctx_train": hp.n_ctx_train, "n_embd": hp.n_embd, "n_layer": hp.n_layer,
             "n_head": hp.n_head, "n_head_kv": hp.n_head_kv, "n_ff": hp.n_ff, "n_rot": hp.n_rot,
-            "rope_freq_base": hp.rope_freq_base, "n_params": sum(t.n_elements for t in self.file.tensors.values()),
+            "rope_freq_base": hp.rope_freq_base, "n_expert": hp.n_expert, "n_expert_used": hp.n_expert_used,
+            "n_params": sum(t.n_elements for t in self.file.tensors.values()),
             "tensor_types": types, "file_size": self.file.file_size,
         }
 

@@ -12,11 +12,12 @@ import numpy as np
 from ggraph.errors import GGraphError
 from ggraph.graph import F16, Tensor
 
-from .kernels import batched_matmul, elementwise, norm, rope, softmax
+from .kernels import batched_matmul, elementwise, norm, rope, routing, softmax
 from .kernels.norm import rms_norm_mul_f32
 from .kernels.matmul import get_rows as q_get_rows
 from .kernels.matmul import activation_buffers, convert, mul_mat_converted
 from .kernels.matmul import mul_mat as q_mul_mat
+from .kernels.matmul import mul_mat_id as q_mul_mat_id
 from .kernels.quantize_act import round_to_f16
 from .kernels.set_rows import set_rows_f16
 from .storage import stored
@@ -36,7 +37,7 @@ def _is_c(a: np.ndarray) -> bool:
     return a.flags.c_contiguous
 
 
-NUMPY_OPS = ("add", "mul", "scale", "tanh", "get_rows", "set_rows", "cont", "cpy")
+NUMPY_OPS = ("add", "mul", "div", "scale", "clamp", "tanh", "get_rows", "set_rows", "cont", "cpy", "mul_mat_id")
 MIN_PARALLEL_ROWS = 16
 
 
@@ -103,7 +104,7 @@ def _bind_binary(ufunc, flat_kernel):
             np.broadcast_shapes(a.shape, b.shape)
         except ValueError:
             raise GGraphError(f"{t.op} {t.name}: broadcast by tiling is not supported") from None
-        if a.shape == b.shape == out.shape and _is_c(a) and _is_c(b) and _is_c(out):
+        if flat_kernel is not None and a.shape == b.shape == out.shape and _is_c(a) and _is_c(b) and _is_c(out):
             fa, fb, fo = a.reshape(-1), b.reshape(-1), out.reshape(-1)
             return lambda: flat_kernel(fa, fb, fo)
         return lambda: ufunc(a, b, out=out)
@@ -128,10 +129,17 @@ def _bind_get_rows(t, plan):
         w = plan.weight(src)
         return lambda: q_get_rows(w, ids_arr, out)
     a = plan.array(src)
-    if src.ne[2] != 1 or src.ne[3] != 1:
-        raise GGraphError(f"get_rows {t.name}: only 2-D activations are supported")
-    a2 = a[0, 0]
-    return lambda: np.take(a2, ids_arr, axis=0, out=out)
+    if src.ne[2] == 1:
+        a2 = a[0, 0]
+        return lambda: np.take(a2, ids_arr, axis=0, out=out)
+    a3, ids2, out3 = a[0], plan.array(ids)[0, 0], plan.array(t)[0]     # [B, rows, n], [B, k], [B, k, n]
+    batch = np.arange(src.ne[2])[:, None]
+
+    def run():
+        if ids2.size and (ids2.min() < 0 or ids2.max() >= src.ne[1]):
+            raise GGraphError(f"get_rows {t.name}: row id out of range [0, {src.ne[1]})")
+        out3[...] = a3[batch, ids2]
+    return run
 
 
 def _bind_mul_mat(t, plan):
@@ -178,6 +186,36 @@ def _bind_weight_mul_mat(t, plan, w, b, out2):
         conv[2] = convert(w, x2, bufs)
         mul_mat_converted(w, conv[2], out2)
     return run
+
+
+def _bind_mul_mat_id(t, plan):
+    a, b, ids = t.src
+    if a.kind != "weight":
+        raise GGraphError(f"mul_mat_id {t.name}: the experts must be a weight tensor")
+    w, n_rows = plan.weight(a), a.ne[1]
+    x, ids2, out = plan.array(b)[0], plan.array(ids)[0, 0], plan.array(t)[0]
+    return lambda: q_mul_mat_id(w, n_rows, x, ids2, out)
+
+
+def _bind_argsort(t, plan):
+    x, out = plan.array(t.src[0]), _rows(plan.array(t))
+    desc = t.params["order"] == 1
+    if _is_c(x):
+        x2 = _rows(x)
+        return lambda: routing.argsort_rows(x2, out, desc)
+    return lambda: routing.argsort_rows(_rows(np.ascontiguousarray(x)), out, desc)
+
+
+def _bind_sum_rows(t, plan):
+    x, out = plan.array(t.src[0]), plan.array(t).reshape(-1)
+    return lambda: routing.sum_rows_f32(_rows(np.ascontiguousarray(x)), out)
+
+
+def _bind_clamp(t, plan):
+    a, out = plan.array(t.src[0]), plan.array(t)
+    lo, hi = np.float32(t.params["min"]), np.float32(t.params["max"])
+    # ggml: MAX(MIN(x, max), min) with C's ?: macros: a NaN becomes max, as fmin returns the number
+    return lambda: np.fmax(np.fmin(a, hi, out=out), lo, out=out)
 
 
 def _bind_soft_max(t, plan):
@@ -264,6 +302,12 @@ _BINDERS = {
     "rms_norm": _bind_rms_norm,
     "norm": _bind_norm,
     "silu": _unary_rows(elementwise.silu_f32),
+    "sigmoid": _unary_rows(routing.sigmoid_f32),
+    "div": _bind_binary(np.divide, None),
+    "clamp": _bind_clamp,
+    "sum_rows": _bind_sum_rows,
+    "argsort": _bind_argsort,
+    "mul_mat_id": _bind_mul_mat_id,
     "gelu": _unary_rows(elementwise.gelu_f32),
     "tanh": _bind_tanh,
     "swiglu": _bind_glu(elementwise.swiglu_f32),

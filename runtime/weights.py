@@ -18,16 +18,27 @@ class Weight:
 has one (`rows16`, see kernels/gemv_rows16.py); get_rows keeps reading `raw`, as llama.cpp's embedding lookups read the
     plain tensor."""
 
-    __slots__ = ("name", "fmt", "raw", "ne0", "ne1", "packed", "rows16")
+    __slots__ = ("name", "fmt", "raw", "ne0", "ne1", "packed", "rows16", "gguf_path", "_experts")
 
-    def __init__(self, name, fmt, raw, ne0, ne1, gguf_path=None):
+    def __init__(self, name, fmt, raw, ne0, ne1, gguf_path=None, stacked=False):
         self.name, self.fmt, self.raw, self.ne0, self.ne1 = name, fmt, raw, ne0, ne1
-        rp = fmt.repack
-        self.packed = rp.pack(raw, ne0, ne1) if rp is not None and rp.applies(ne1) else None
+        self.gguf_path, self._experts = gguf_path, {}
+        rp = fmt.repack        # stacked (3-D expert tensors): each expert() gets its own copies
+        self.packed = rp.pack(raw, ne0, ne1) if rp is not None and rp.applies(ne1) and not stacked else None
         r16 = fmt.rows16       # ggraph's own one-token layout (same order as the plain kernel)
         self.rows16 = None
-        if r16 is not None and self.packed is None and r16.applies(ne1):
+        if r16 is not None and self.packed is None and r16.applies(ne1) and not stacked:
             self.rows16 = cached_layout(gguf_path, name, r16.tag, raw, r16.layout)
+
+    def expert(self, e: int, n_rows: int) -> "Weight":
+        """Expert e of a 3-D expert tensor held as [n_expert * n_rows, row] (rows of expert e are
+        e * n_rows ...): its own Weight, with the repack / 16-row copy llama.cpp's repack of a
+        3-D tensor gives per 8-row group (built on first use)."""
+        w = self._experts.get(e)
+        if w is None:
+            raw = self.raw[e * n_rows:(e + 1) * n_rows]
+            w = self._experts[e] = Weight(f"{self.name}#{e}", self.fmt, raw, self.ne0, n_rows, self.gguf_path)
+        return w
 
     @property
     def ggml_type(self):
@@ -48,7 +59,7 @@ has one (`rows16`, see kernels/gemv_rows16.py); get_rows keeps reading `raw`, as
         return f"Weight({self.name!r}, {self.fmt.name}, ne0={self.ne0}, ne1={self.ne1})"
 
 
-def prepare_weight(name, ggml_type, raw, ne0, ne1, gguf_path=None) -> Weight:
+def prepare_weight(name, ggml_type, raw, ne0, ne1, gguf_path=None, stacked=False) -> Weight:
     """Validate and wrap one weight. `raw` (its bytes, [ne1, row_bytes] or flat) is used in place."""
     fmt = get_format(ggml_type, name)
     ne0, ne1 = int(ne0), int(ne1)
@@ -63,7 +74,7 @@ def prepare_weight(name, ggml_type, raw, ne0, ne1, gguf_path=None) -> Weight:
     raw = raw.reshape(ne1, rb)
     if not raw.flags.c_contiguous:   # kernels address rows as r * row_bytes
         raw = np.ascontiguousarray(raw)
-    return Weight(name, fmt, raw, ne0, ne1, gguf_path)
+    return Weight(name, fmt, raw, ne0, ne1, gguf_path, stacked)
 
 
 def prepare_weights(model) -> dict:
@@ -73,5 +84,5 @@ def prepare_weights(model) -> dict:
     for t in model.weight_tensors():
         info = model.file.tensor(t.name)
         out[t.name] = prepare_weight(t.name, int(info.ggml_type), info.data, t.ne[0], t.nelements // t.ne[0],
-                                     model.file.path)
+                                     model.file.path, stacked=t.ne[2] > 1)
     return out

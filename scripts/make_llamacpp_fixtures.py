@@ -8,8 +8,17 @@ per step. Stored per position: the top-K logits and their ids, and the log-sum-e
 row (so probabilities of the stored ids are exact).
 Also stored: llama.cpp against itself when the same prompt is fed token by token (full-vocabulary
 KL per position, top-1 agreement, identical continuations): the spread ggraph is measured against.
+For a mixture-of-experts llama (GGUF key llama.expert_count), also stored: layer 0's routing per
+prompt position from an independent float64 numpy pass over the GGUF weights (not llama.cpp's
+numbers): the router softmax probabilities l0_probs [positions, n_expert] and the selected experts
+l0_experts [positions, n_expert_used], best first (near-ties: look at the gap in l0_probs).
 
-    python scripts/make_llamacpp_fixtures.py MODEL.gguf OUT.npz [--top-k 32] [--n-gen 32]
+    python scripts/make_llamacpp_fixtures.py MODEL.gguf OUT.npz [--top-k 32] [--n-gen 32] [--threads 2]
+
+The committed fixtures (models from scripts/make_tiny_llama.py, seed 0):
+    tests/fixtures/llamacpp_tiny_f32.npz      tiny.gguf (--config tiny), --top-k 64
+    tests/fixtures/llamacpp_tiny_moe_f32.npz  tiny-moe-F32.gguf (--config moe), --top-k 32
+    tests/fixtures/llamacpp_tiny_moe_q8_0.npz tiny-moe-Q8_0.gguf (--config moe --type Q8_0), --top-k 32
 """
 from __future__ import annotations
 
@@ -48,10 +57,61 @@ def llamacpp_run(llm, ids, n_gen, n_ctx, token_by_token):
     return logits, gen
 
 
-def run(model_path, out, top_k=32, n_gen=32, n_ctx=512, n_prompts=None):
+def moe_layer0_routing(model_path, prompt_ids):
+    """Layer 0's router of a llama MoE GGUF, in float64 from the dequantized weights (K, V, Q and the
+    attention probabilities rounded to F16 like llama.cpp's F16 KV cache, nothing else rounded):
+    softmax probabilities [positions, n_expert] and the top n_expert_used experts, best first
+    (ties: lower index first, like llama.cpp's argsort for n_expert <= 16). None for a dense model."""
+    from gguf import GGMLQuantizationType, GGUFReader
+    from gguf.quants import dequantize
+    r = GGUFReader(model_path)
+    m = {k: f.contents() for k, f in r.fields.items() if k.startswith("llama.")}
+    if not m.get("llama.expert_count"):
+        return None
+    W = {t.name: dequantize(np.asarray(t.data), GGMLQuantizationType(int(t.tensor_type))).astype(np.float64)
+         .reshape(tuple(int(x) for x in reversed(t.shape))) for t in r.tensors
+         if t.name == "token_embd.weight" or t.name.startswith("blk.0.")}
+    n_head, n_kv, k_used = m["llama.attention.head_count"], m["llama.attention.head_count_kv"], m["llama.expert_used_count"]
+    eps, base = m["llama.attention.layer_norm_rms_epsilon"], m.get("llama.rope.freq_base", 10000.0)
+    f16 = lambda a: a.astype(np.float16).astype(np.float64)
+    rms = lambda v, w: v / np.sqrt((v * v).mean(-1, keepdims=True) + eps) * w
+    probs = []
+    for ids in prompt_ids:
+        x = W["token_embd.weight"][ids]
+        T, D = x.shape
+        hd = D // n_head
+        ang = np.arange(T)[:, None] * base ** (-np.arange(0, hd, 2) / hd)[None, :]
+        c, s = np.cos(ang)[:, None, :], np.sin(ang)[:, None, :]
+
+        def rope(v):  # [T, H, hd], rope NORM mode: adjacent pairs rotate
+            out = v.copy()
+            out[..., 0::2] = v[..., 0::2] * c - v[..., 1::2] * s
+            out[..., 1::2] = v[..., 0::2] * s + v[..., 1::2] * c
+            return out
+        h = rms(x, W["blk.0.attn_norm.weight"])
+        q = rope((h @ W["blk.0.attn_q.weight"].T).reshape(T, n_head, hd))
+        k = rope((h @ W["blk.0.attn_k.weight"].T).reshape(T, n_kv, hd))
+        v = (h @ W["blk.0.attn_v.weight"].T).reshape(T, n_kv, hd)
+        att = np.empty((T, n_head, hd))
+        mask = np.triu(np.full((T, T), -np.inf), 1)
+        for hh in range(n_head):
+            kv = hh // (n_head // n_kv)
+            sc = f16(q[:, hh]) @ f16(k[:, kv]).T / np.sqrt(hd) + mask
+            sc = np.exp(sc - sc.max(-1, keepdims=True))
+            att[:, hh] = f16(sc / sc.sum(-1, keepdims=True)) @ f16(v[:, kv])
+        x = x + att.reshape(T, D) @ W["blk.0.attn_output.weight"].T
+        logits = rms(x, W["blk.0.ffn_norm.weight"]) @ W["blk.0.ffn_gate_inp.weight"].T   # [T, n_expert]
+        p = np.exp(logits - logits.max(-1, keepdims=True))
+        probs.append(p / p.sum(-1, keepdims=True))
+    probs = np.concatenate(probs)
+    return probs, np.argsort(-probs, axis=1, kind="stable")[:, :k_used].astype(np.int32)
+
+
+def run(model_path, out, top_k=32, n_gen=32, n_ctx=512, n_prompts=None, n_threads=2):
     import llama_cpp
+    # the thread count does not change llama.cpp's numbers (every output is one full dot product)
     llm = llama_cpp.Llama(model_path=model_path, n_ctx=n_ctx, n_batch=512, n_ubatch=512, logits_all=True,
-                          flash_attn=False, n_threads=2, verbose=False, seed=0)
+                          flash_attn=False, n_threads=n_threads, verbose=False, seed=0)
     prompts = json.load(open(PROMPTS))[:n_prompts]
     n_vocab = llm.n_vocab()
     rec = {"ids": [], "gen": [], "top_ids": [], "top_logits": [], "lse": [], "self_kl": [], "self_top1": [],
@@ -77,6 +137,11 @@ def run(model_path, out, top_k=32, n_gen=32, n_ctx=512, n_prompts=None):
     flat["gen_offsets"] = np.cumsum([0] + [len(x) for x in rec["gen"]]).astype(np.int32)
     flat["source"] = np.array(f"llama-cpp-python {llama_cpp.__version__}, {os.path.basename(model_path)}, "
                               f"n_ctx={n_ctx}, F16 KV, flash_attn off, prompt in one batch")
+    routing = moe_layer0_routing(model_path, rec["ids"])
+    if routing is not None:
+        flat["l0_probs"], flat["l0_experts"] = routing
+        flat["l0_source"] = np.array("layer 0 router, float64 numpy from the dequantized GGUF weights (F16-rounded "
+                                     "K/V/Q/attention probs), not llama.cpp; l0_experts best first")
     np.savez_compressed(out, **flat)
     print(f"wrote {out}: {len(prompts)} prompts, {flat['offsets'][-1]} positions, vocab {n_vocab}")
 
@@ -88,5 +153,6 @@ if __name__ == "__main__":
     ap.add_argument("--top-k", type=int, default=32)
     ap.add_argument("--n-gen", type=int, default=32)
     ap.add_argument("--n-prompts", type=int, default=None)
+    ap.add_argument("--threads", type=int, default=2)
     a = ap.parse_args()
-    run(a.model, a.out, a.top_k, a.n_gen, n_prompts=a.n_prompts)
+    run(a.model, a.out, a.top_k, a.n_gen, n_prompts=a.n_prompts, n_threads=a.threads)

@@ -5,7 +5,12 @@ Deterministic: the same arguments give the same file, so fixtures made from it w
 stay valid. The vocabulary is byte-level BPE (256 byte tokens + merges learned from a short
 text + <|endoftext|>), pre-tokenizer 'smollm', like SmolLM2's.
 
-    python scripts/make_tiny_llama.py out.gguf [--type F32|F16|BF16|Q4_0|Q4_1|Q5_0|Q5_1|Q8_0] [--seed 0] [--config tiny|wide]
+    python scripts/make_tiny_llama.py out.gguf [--type F32|F16|BF16|Q4_0|Q4_1|Q5_0|Q5_1|Q8_0] [--seed 0] [--config tiny|wide|moe]
+
+Config 'moe' is a Mixtral-style llama: per layer a router blk.N.ffn_gate_inp.weight (ne [n_embd, n_expert],
+always F32 like llama.cpp's converters write it) and 3-D expert tensors ffn_{gate,up}_exps (ne [n_embd, n_ff,
+n_expert]) and ffn_down_exps (ne [n_ff, n_embd, n_expert]) instead of ffn_{gate,up,down}; n_ff is the expert
+width, keys llama.expert_count / llama.expert_used_count.
 """
 from __future__ import annotations
 
@@ -28,6 +33,9 @@ CONFIGS = {
     "tiny": dict(n_embd=64, n_head=4, n_head_kv=2, n_ff=192, n_layer=2, n_ctx_train=512, n_merges=120),
     # rows of 256 so every K-quant / IQ4_XS block size fits (scripts/make_quant_models.py)
     "wide": dict(n_embd=256, n_head=4, n_head_kv=2, n_ff=512, n_layer=2, n_ctx_train=512, n_merges=120),
+    # Mixtral-style mixture of experts: n_ff is the width of each expert
+    "moe": dict(n_embd=64, n_head=4, n_head_kv=2, n_ff=96, n_layer=2, n_ctx_train=512, n_merges=120,
+                n_expert=4, n_expert_used=2),
 }
 CONFIG = CONFIGS["tiny"]
 
@@ -109,6 +117,10 @@ def make(path: str, wtype: str = "F32", seed: int = 0, config: str = "tiny") -> 
     w.add_rope_freq_base(10000.0)
     w.add_layer_norm_rms_eps(1e-5)
     w.add_vocab_size(n_vocab)
+    n_expert = c.get("n_expert", 0)
+    if n_expert:
+        w.add_expert_count(n_expert)
+        w.add_expert_used_count(c["n_expert_used"])
     w.add_file_type(FILE_TYPES[wtype])
     w.add_tokenizer_model("gpt2")
     w.add_tokenizer_pre("smollm")
@@ -131,6 +143,16 @@ def make(path: str, wtype: str = "F32", seed: int = 0, config: str = "tiny") -> 
         else:
             w.add_tensor(name, quantize(x, qtype), raw_dtype=qtype)
 
+    def experts(name, n_out, n_in, std):
+        # numpy (n_expert, n_out, n_in) = ggml ne [n_in, n_out, n_expert]; quantized per row of n_in
+        # like llama.cpp (each expert's rows in turn), stored with the 3-D byte shape GGUFWriter expects
+        x = (rng.standard_normal((n_expert, n_out, n_in)) * std).astype(np.float32)
+        if qtype == GGMLQuantizationType.F32:
+            w.add_tensor(name, x)
+        else:
+            q = quantize(x.reshape(n_expert * n_out, n_in), qtype)
+            w.add_tensor(name, q.reshape(n_expert, n_out, q.shape[-1]), raw_dtype=qtype)
+
     def vec(name, n, mean=1.0, std=0.1):
         w.add_tensor(name, (mean + rng.standard_normal(n) * std).astype(np.float32))
 
@@ -148,9 +170,19 @@ def make(path: str, wtype: str = "F32", seed: int = 0, config: str = "tiny") -> 
         mat(f"blk.{i}.attn_v.weight", n_embd_kv, n_embd, 0.2 * s_in)
         mat(f"blk.{i}.attn_output.weight", n_embd, n_embd, 0.2 * s_in)
         vec(f"blk.{i}.ffn_norm.weight", n_embd)
-        mat(f"blk.{i}.ffn_gate.weight", n_ff, n_embd, 0.2 * s_in)
-        mat(f"blk.{i}.ffn_up.weight", n_ff, n_embd, 0.2 * s_in)
-        mat(f"blk.{i}.ffn_down.weight", n_embd, n_ff, 0.15 * s_ff)
+        if n_expert:
+            # router: logits with a spread of a few units across experts (std ~3 on rms-normed
+            # inputs), so routing is far from flat; always F32 (llama.cpp's converters and
+            # llama-quantize keep ffn_gate_inp in F32)
+            router = (rng.standard_normal((n_expert, n_embd)) * (3.0 / n_embd ** 0.5)).astype(np.float32)
+            w.add_tensor(f"blk.{i}.ffn_gate_inp.weight", router)
+            experts(f"blk.{i}.ffn_gate_exps.weight", n_ff, n_embd, 0.2 * s_in)
+            experts(f"blk.{i}.ffn_up_exps.weight", n_ff, n_embd, 0.2 * s_in)
+            experts(f"blk.{i}.ffn_down_exps.weight", n_embd, n_ff, 0.15 * s_ff)
+        else:
+            mat(f"blk.{i}.ffn_gate.weight", n_ff, n_embd, 0.2 * s_in)
+            mat(f"blk.{i}.ffn_up.weight", n_ff, n_embd, 0.2 * s_in)
+            mat(f"blk.{i}.ffn_down.weight", n_embd, n_ff, 0.15 * s_ff)
     w.write_header_to_file()
     w.write_kv_data_to_file()
     w.write_tensors_to_file()

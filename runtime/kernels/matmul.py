@@ -64,6 +64,55 @@ def mul_mat_converted(w, xc, out):
         w.fmt.matmul(w.raw, xq, a1, a2, out)
 
 
+def mul_mat_id(w, n_rows, x, ids, out):
+    """Expert products as ggml-cpu's mul_mat_id: out[t, s, :] = W_e x[t, s % n_b, :] with e = ids[t, s];
+    w holds n_expert blocks of n_rows rows; x f32 [T, n_b, K], ids i32 [T, k], out f32 [T, k, n_rows].
+
+    Only the selected experts run, each over the (slot, token) rows routed to it, in token order.
+    llama.cpp computes every row with the one-token kernel (vec_dot, or the repacked gemv), except
+    non-repacked K-quant experts with >= 8 rows, which take the tiled kernel. Batched here where our
+    batch kernel has exactly that order (the 32-block formats, where vec_dot and the batch order
+    agree; the K-quant tiled / vec rule is mul_mat's own); one row at a time otherwise."""
+    T, k = ids.shape
+    n_b, K = x.shape[1], x.shape[2]
+    if out.shape != (T, k, n_rows) or x.shape[0] != T or k % n_b:
+        raise GGraphError(f"mul_mat_id '{w.name}': x {x.shape} / ids {ids.shape} / out {out.shape} do not fit")
+    n_expert = w.ne1 // n_rows
+    if ids.size and (ids.min() < 0 or ids.max() >= n_expert):
+        raise GGraphError(f"mul_mat_id '{w.name}': expert id out of range [0, {n_expert})")
+    flat = np.asarray(ids).reshape(-1)                 # row j = (t, s) = divmod(j, k), token order
+    order = np.argsort(flat, kind="stable")
+    bounds = np.searchsorted(flat[order], np.arange(n_expert + 1))
+    batch = _batches_like_vec_dot(w, n_rows)
+    for e in range(n_expert):
+        rows = order[bounds[e]:bounds[e + 1]]
+        if rows.size == 0:
+            continue
+        we = w.expert(e, n_rows)
+        t, s = np.divmod(rows, k)
+        xe = np.ascontiguousarray(x[t, s % n_b])
+        if batch or rows.size == 1:
+            oe = np.empty((rows.size, n_rows), np.float32)
+            mul_mat(we, xe, oe)
+            out[t, s] = oe
+        else:
+            o1 = np.empty((1, n_rows), np.float32)
+            for i in range(rows.size):
+                mul_mat(we, xe[i:i + 1], o1)
+                out[t[i], s[i]] = o1[0]
+
+
+def _batches_like_vec_dot(w, n_rows) -> bool:
+    """Whether mul_mat on a batch of rows gives llama.cpp's mul_mat_id order for these experts."""
+    from gguf import GGMLQuantizationType as T
+    t = w.fmt.type
+    if t in (T.Q8_0, T.Q4_1, T.Q5_0, T.Q5_1):
+        return True                  # tinyBLAS and vec_dot agree; mul_mat_id never repacks these here
+    if w.fmt.repack is not None and w.fmt.repack.applies(n_rows):
+        return t in (T.Q4_0, T.IQ4_NL)   # repacked: gemv per row; these kernels have one chain for all M
+    return t in (T.Q2_K, T.Q3_K, T.Q4_K, T.Q5_K, T.Q6_K, T.IQ4_XS)   # tiled from 8 rows, vec below
+
+
 def _check_ids(w, ids):
     ids = np.asarray(ids, dtype=np.int64).reshape(-1)
     if ids.size and (ids.min() < 0 or ids.max() >= w.ne1):
