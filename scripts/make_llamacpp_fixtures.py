@@ -57,6 +57,14 @@ def llamacpp_run(llm, ids, n_gen, n_ctx, token_by_token):
     return logits, gen
 
 
+def _rope(v, c, s):
+    """rope NORM mode on [T, H, hd]: adjacent pairs rotate."""
+    out = v.copy()
+    out[..., 0::2] = v[..., 0::2] * c - v[..., 1::2] * s
+    out[..., 1::2] = v[..., 0::2] * s + v[..., 1::2] * c
+    return out
+
+
 def moe_layer0_routing(model_path, prompt_ids):
     """Layer 0's router of a llama MoE GGUF, in float64 from the dequantized weights (K, V, Q and the
     attention probabilities rounded to F16 like llama.cpp's F16 KV cache, nothing else rounded):
@@ -81,16 +89,10 @@ def moe_layer0_routing(model_path, prompt_ids):
         T, D = x.shape
         hd = D // n_head
         ang = np.arange(T)[:, None] * base ** (-np.arange(0, hd, 2) / hd)[None, :]
-        c, s = np.cos(ang)[:, None, :], np.sin(ang)[:, None, :]
-
-        def rope(v):  # [T, H, hd], rope NORM mode: adjacent pairs rotate
-            out = v.copy()
-            out[..., 0::2] = v[..., 0::2] * c - v[..., 1::2] * s
-            out[..., 1::2] = v[..., 0::2] * s + v[..., 1::2] * c
-            return out
+        cs = np.cos(ang)[:, None, :], np.sin(ang)[:, None, :]
         h = rms(x, W["blk.0.attn_norm.weight"])
-        q = rope((h @ W["blk.0.attn_q.weight"].T).reshape(T, n_head, hd))
-        k = rope((h @ W["blk.0.attn_k.weight"].T).reshape(T, n_kv, hd))
+        q = _rope((h @ W["blk.0.attn_q.weight"].T).reshape(T, n_head, hd), *cs)
+        k = _rope((h @ W["blk.0.attn_k.weight"].T).reshape(T, n_kv, hd), *cs)
         v = (h @ W["blk.0.attn_v.weight"].T).reshape(T, n_kv, hd)
         att = np.empty((T, n_head, hd))
         mask = np.triu(np.full((T, T), -np.inf), 1)
