@@ -22,4 +22,11 @@ def load(path_or_name):
     return _load(path_or_name)
 
 
-__all__ = ["GGraphError", "load", "__version__"]
+def register_model(cls, replace: bool = False):
+    """Add an architecture: cls subclasses ggraph.model_base.ModelBase and names its `arch`
+    (see ggraph.models.register_model and docs/adding-a-model.md)."""
+    from .models import register_model as _register
+    return _register(cls, replace)
+
+
+__all__ = ["GGraphError", "load", "register_model", "__version__"]

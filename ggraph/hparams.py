@@ -34,6 +34,7 @@ class HParams:
     # mixture of experts (<arch>.expert_count / expert_used_count); 0: dense
     n_expert: int = 0
     n_expert_used: int = 0
+    n_ff_exp: int = 0             # expert_feed_forward_length (0: n_ff)
 
     def is_swa(self, il: int) -> bool:
         return self.n_swa > 0 and bool(self.swa_layers) and self.swa_layers[il]
@@ -92,4 +93,5 @@ def load_hparams(f: GGUFFile) -> HParams:
         f_norm_rms_eps=float(f.get_arch("attention.layer_norm_rms_epsilon", 0.0)),
         n_expert=n_expert,
         n_expert_used=n_expert_used,
+        n_ff_exp=int(f.get_arch("expert_feed_forward_length", 0)),
     )

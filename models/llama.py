@@ -9,43 +9,59 @@ from ggraph.ops import ROPE_TYPE_NORM
 class LlamaModel(ModelBase):
     arch = "llama"
     rope_type = ROPE_TYPE_NORM
+    moe_norm_w = True       # Mixtral: expert weights renormalised over the selected experts
 
     def load_arch_hparams(self, f):
         self.hp.f_norm_rms_eps = float(f.require_arch("attention.layer_norm_rms_epsilon"))
 
     def load_arch_tensors(self):
         hp = self.hp
-        n_embd, n_vocab, n_ff = hp.n_embd, hp.n_vocab, hp.n_ff
+        n_embd, n_vocab = hp.n_embd, hp.n_vocab
         t = self.create_tensor
         self.tok_embd = t("token_embd.weight", (n_embd, n_vocab))
         self.output_norm = t("output_norm.weight", (n_embd,))
         # tied embeddings: reuse token_embd when output.weight is absent
         self.output = t("output.weight", (n_embd, n_vocab), optional=True) or self.tok_embd
+        self.output_b = None
         for i, layer in enumerate(self.layers):
             layer.attn_norm = t(f"blk.{i}.attn_norm.weight", (n_embd,))
-            layer.wq = t(f"blk.{i}.attn_q.weight", (n_embd, hp.n_embd_head_k * hp.n_head))
-            layer.wk = t(f"blk.{i}.attn_k.weight", (n_embd, hp.n_embd_k_gqa))
-            layer.wv = t(f"blk.{i}.attn_v.weight", (n_embd, hp.n_embd_v_gqa))
-            layer.bq = t(f"blk.{i}.attn_q.bias", (hp.n_embd_head_k * hp.n_head,), optional=True)
-            layer.bk = t(f"blk.{i}.attn_k.bias", (hp.n_embd_k_gqa,), optional=True)
-            layer.bv = t(f"blk.{i}.attn_v.bias", (hp.n_embd_v_gqa,), optional=True)
-            layer.wo = t(f"blk.{i}.attn_output.weight", (hp.n_embd_head_k * hp.n_head, n_embd))
-            layer.wo_b = t(f"blk.{i}.attn_output.bias", (n_embd,), optional=True)
+            self.load_layer_attn(i, layer)
             layer.ffn_norm = t(f"blk.{i}.ffn_norm.weight", (n_embd,))
-            layer.rope_freqs = t("rope_freqs.weight", (hp.n_rot // 2,), optional=True)
             if hp.n_expert == 0:
-                layer.ffn_gate = t(f"blk.{i}.ffn_gate.weight", (n_embd, n_ff))
-                layer.ffn_down = t(f"blk.{i}.ffn_down.weight", (n_ff, n_embd))
-                layer.ffn_up = t(f"blk.{i}.ffn_up.weight", (n_embd, n_ff))
-                layer.ffn_gate_b = t(f"blk.{i}.ffn_gate.bias", (n_ff,), optional=True)
-                layer.ffn_down_b = t(f"blk.{i}.ffn_down.bias", (n_embd,), optional=True)
-                layer.ffn_up_b = t(f"blk.{i}.ffn_up.bias", (n_ff,), optional=True)
+                self.load_layer_ffn(i, layer)
             else:
-                n_expert = hp.n_expert
-                layer.ffn_gate_inp = t(f"blk.{i}.ffn_gate_inp.weight", (n_embd, n_expert))
-                layer.ffn_gate_exps = t(f"blk.{i}.ffn_gate_exps.weight", (n_embd, n_ff, n_expert), optional=True)
-                layer.ffn_down_exps = t(f"blk.{i}.ffn_down_exps.weight", (n_ff, n_embd, n_expert))
-                layer.ffn_up_exps = t(f"blk.{i}.ffn_up_exps.weight", (n_embd, n_ff, n_expert))
+                self.load_layer_moe(i, layer)
+
+    def load_layer_attn(self, i, layer):
+        hp, t = self.hp, self.create_tensor
+        n_q = hp.n_embd_head_k * hp.n_head
+        layer.wq = t(f"blk.{i}.attn_q.weight", (hp.n_embd, n_q))
+        layer.wk = t(f"blk.{i}.attn_k.weight", (hp.n_embd, hp.n_embd_k_gqa))
+        layer.wv = t(f"blk.{i}.attn_v.weight", (hp.n_embd, hp.n_embd_v_gqa))
+        layer.bq = t(f"blk.{i}.attn_q.bias", (n_q,), optional=True)
+        layer.bk = t(f"blk.{i}.attn_k.bias", (hp.n_embd_k_gqa,), optional=True)
+        layer.bv = t(f"blk.{i}.attn_v.bias", (hp.n_embd_v_gqa,), optional=True)
+        layer.wo = t(f"blk.{i}.attn_output.weight", (n_q, hp.n_embd))
+        layer.wo_b = t(f"blk.{i}.attn_output.bias", (hp.n_embd,), optional=True)
+        layer.rope_freqs = t("rope_freqs.weight", (hp.n_rot // 2,), optional=True)
+        layer.attn_q_norm = layer.attn_k_norm = None     # qwen3 and others: per-head Q/K RMS norms
+
+    def load_layer_ffn(self, i, layer):
+        n_embd, n_ff, t = self.hp.n_embd, self.hp.n_ff, self.create_tensor
+        layer.ffn_gate = t(f"blk.{i}.ffn_gate.weight", (n_embd, n_ff))
+        layer.ffn_down = t(f"blk.{i}.ffn_down.weight", (n_ff, n_embd))
+        layer.ffn_up = t(f"blk.{i}.ffn_up.weight", (n_embd, n_ff))
+        layer.ffn_gate_b = t(f"blk.{i}.ffn_gate.bias", (n_ff,), optional=True)
+        layer.ffn_down_b = t(f"blk.{i}.ffn_down.bias", (n_embd,), optional=True)
+        layer.ffn_up_b = t(f"blk.{i}.ffn_up.bias", (n_ff,), optional=True)
+
+    def load_layer_moe(self, i, layer):
+        hp, t = self.hp, self.create_tensor
+        n_embd, n_expert, n_ff = hp.n_embd, hp.n_expert, hp.n_ff_exp or hp.n_ff
+        layer.ffn_gate_inp = t(f"blk.{i}.ffn_gate_inp.weight", (n_embd, n_expert))
+        layer.ffn_gate_exps = t(f"blk.{i}.ffn_gate_exps.weight", (n_embd, n_ff, n_expert), optional=True)
+        layer.ffn_down_exps = t(f"blk.{i}.ffn_down_exps.weight", (n_ff, n_embd, n_expert))
+        layer.ffn_up_exps = t(f"blk.{i}.ffn_up_exps.weight", (n_embd, n_ff, n_expert))
 
     def build_graph(self, g):
         hp = self.hp
@@ -61,6 +77,9 @@ class LlamaModel(ModelBase):
             cur = g.cb(g.build_norm(inpL, layer.attn_norm, None, LLM_NORM_RMS, il), "attn_norm", il)
 
             Qcur, Kcur, Vcur = g.build_qkv(layer, cur, n_embd_head, hp.n_head, hp.n_head_kv, il)
+            if layer.attn_q_norm is not None:
+                Qcur = g.cb(g.build_norm(Qcur, layer.attn_q_norm, None, LLM_NORM_RMS, il), "Qcur_normed", il)
+                Kcur = g.cb(g.build_norm(Kcur, layer.attn_k_norm, None, LLM_NORM_RMS, il), "Kcur_normed", il)
             rope = (inp_pos, layer.rope_freqs, g.n_rot, g.rope_type, g.n_ctx_orig, g.freq_base, g.freq_scale,
                     g.ext_factor, g.attn_factor, g.beta_fast, g.beta_slow)
             Qcur = g.cb(ops.rope_ext(Qcur, *rope), "Qcur", il)
@@ -78,15 +97,18 @@ class LlamaModel(ModelBase):
             if hp.n_expert == 0:
                 cur = g.build_ffn(cur, layer.ffn_up, layer.ffn_up_b, layer.ffn_gate, layer.ffn_gate_b,
                                   layer.ffn_down, layer.ffn_down_b, LLM_FFN_SILU, LLM_FFN_PAR, il)
-            else:   # MoE branch (Mixtral): weights normalised over the selected experts
+            else:   # MoE branch (Mixtral)
                 cur = g.build_moe_ffn(cur, layer.ffn_gate_inp, layer.ffn_up_exps, layer.ffn_gate_exps,
-                                      layer.ffn_down_exps, hp.n_expert, hp.n_expert_used, LLM_FFN_SILU, True,
-                                      0.0, LLAMA_EXPERT_GATING_FUNC_TYPE_SOFTMAX, il)
+                                      layer.ffn_down_exps, hp.n_expert, hp.n_expert_used, LLM_FFN_SILU,
+                                      self.moe_norm_w, 0.0, LLAMA_EXPERT_GATING_FUNC_TYPE_SOFTMAX, il)
             g.cb(cur, "ffn_out", il)
             cur = g.cb(ops.add(cur, ffn_inp), "l_out", il)
             inpL = cur
 
         cur = g.cb(g.build_norm(inpL, self.output_norm, None, LLM_NORM_RMS, -1), "result_norm")
         g.res.t_embd = cur
-        cur = g.cb(g.build_lora_mm(self.output, cur), "result_output")
+        cur = g.build_lora_mm(self.output, cur)
+        if self.output_b is not None:
+            cur = ops.add(cur, self.output_b)
+        cur = g.cb(cur, "result_output")
         g.res.t_logits = cur
