@@ -8,17 +8,26 @@ per step. Stored per position: the top-K logits and their ids, and the log-sum-e
 row (so probabilities of the stored ids are exact).
 Also stored: llama.cpp against itself when the same prompt is fed token by token (full-vocabulary
 KL per position, top-1 agreement, identical continuations): the spread ggraph is measured against.
-For a mixture-of-experts llama (GGUF key llama.expert_count), also stored: layer 0's routing per
-prompt position from an independent float64 numpy pass over the GGUF weights (not llama.cpp's
-numbers): the router softmax probabilities l0_probs [positions, n_expert] and the selected experts
-l0_experts [positions, n_expert_used], best first (near-ties: look at the gap in l0_probs).
+For a mixture-of-experts llama (GGUF key llama.expert_count) or qwen3moe, also stored: layer 0's
+routing per prompt position from an independent float64 numpy pass over the GGUF weights (not
+llama.cpp's numbers; for F32 weights within ~2e-7 of llama.cpp's ffn_moe_probs-0, for Q8_0 ~0.03 as
+llama.cpp rounds activations to Q8_0): the router softmax probabilities l0_probs [positions, n_expert]
+and the selected experts l0_experts [positions, n_expert_used], best first (near-ties: look at the
+gap in l0_probs).
 
     python scripts/make_llamacpp_fixtures.py MODEL.gguf OUT.npz [--top-k 32] [--n-gen 32] [--threads 2]
+        [--model-cmd "COMMAND THAT MADE MODEL"]
+
+--model-cmd: the fixture's source string also names that command and this one (without it, source
+is what it always was, so the older fixtures regenerate byte-identically).
 
 The committed fixtures (models from scripts/make_tiny_llama.py, seed 0):
     tests/fixtures/llamacpp_tiny_f32.npz      tiny.gguf (--config tiny), --top-k 64
     tests/fixtures/llamacpp_tiny_moe_f32.npz  tiny-moe-F32.gguf (--config moe), --top-k 32
     tests/fixtures/llamacpp_tiny_moe_q8_0.npz tiny-moe-Q8_0.gguf (--config moe --type Q8_0), --top-k 32
+and from scripts/make_tiny_model.py (seed 0), each with --top-k 32 --n-gen 32 --threads 1 and --model-cmd
+(their source strings hold both commands), ARCH in qwen2 qwen3 qwen3moe, TYPE in F32 Q8_0:
+    tests/fixtures/llamacpp_tiny_ARCH_{f32,q8_0}.npz  tiny-ARCH-TYPE.gguf (make_tiny_model.py ARCH --type TYPE)
 """
 from __future__ import annotations
 
@@ -29,6 +38,7 @@ import os
 import numpy as np
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
 PROMPTS = os.path.join(HERE, "..", "tests", "fixtures", "prompts.json")
 
 
@@ -65,34 +75,59 @@ def _rope(v, c, s):
     return out
 
 
+def _rope_neox(v, c, s):
+    """rope NEOX mode on [T, H, hd]: element i rotates with element i + hd/2."""
+    h = v.shape[-1] // 2
+    return np.concatenate([v[..., :h] * c - v[..., h:] * s, v[..., :h] * s + v[..., h:] * c], -1)
+
+
+# archs whose layer 0 moe_layer0_routing knows (llama.cpp's llama_model_rope_type: llama NORM, qwen NEOX)
+ROPE_NEOX = {"llama": False, "qwen3moe": True}
+
+
+def routing_arch(model_path):
+    """general.architecture of a GGUF."""
+    from gguf import GGUFReader
+    return GGUFReader(model_path).fields["general.architecture"].contents()
+
+
 def moe_layer0_routing(model_path, prompt_ids):
-    """Layer 0's router of a llama MoE GGUF, in float64 from the dequantized weights (K, V, Q and the
-    attention probabilities rounded to F16 like llama.cpp's F16 KV cache, nothing else rounded):
-    softmax probabilities [positions, n_expert] and the top n_expert_used experts, best first
-    (ties: lower index first, like llama.cpp's argsort for n_expert <= 16). None for a dense model."""
+    """Layer 0's router of a MoE GGUF (arch llama with llama.expert_count, or qwen3moe), in float64 from
+    the dequantized weights (K, V, Q and the attention probabilities rounded to F16 like llama.cpp's F16
+    KV cache, nothing else rounded): softmax probabilities [positions, n_expert] and the top
+    n_expert_used experts, best first (ties: lower index first, like llama.cpp's argsort for
+    n_expert <= 16). qwen3moe: per-head RMS norms of Q and K before rope, rope NEOX. None for a dense
+    model or another arch."""
     from gguf import GGMLQuantizationType, GGUFReader
     from gguf.quants import dequantize
     r = GGUFReader(model_path)
-    m = {k: f.contents() for k, f in r.fields.items() if k.startswith("llama.")}
-    if not m.get("llama.expert_count"):
+    arch = r.fields["general.architecture"].contents()
+    if arch not in ROPE_NEOX:
+        return None
+    m = {k[len(arch) + 1:]: f.contents() for k, f in r.fields.items() if k.startswith(arch + ".")}
+    if not m.get("expert_count"):
         return None
     W = {t.name: dequantize(np.asarray(t.data), GGMLQuantizationType(int(t.tensor_type))).astype(np.float64)
          .reshape(tuple(int(x) for x in reversed(t.shape))) for t in r.tensors
          if t.name == "token_embd.weight" or t.name.startswith("blk.0.")}
-    n_head, n_kv, k_used = m["llama.attention.head_count"], m["llama.attention.head_count_kv"], m["llama.expert_used_count"]
-    eps, base = m["llama.attention.layer_norm_rms_epsilon"], m.get("llama.rope.freq_base", 10000.0)
+    n_head, n_kv, k_used = m["attention.head_count"], m["attention.head_count_kv"], m["expert_used_count"]
+    eps, base = m["attention.layer_norm_rms_epsilon"], m.get("rope.freq_base", 10000.0)
+    rope = _rope_neox if ROPE_NEOX[arch] else _rope
     f16 = lambda a: a.astype(np.float16).astype(np.float64)
     rms = lambda v, w: v / np.sqrt((v * v).mean(-1, keepdims=True) + eps) * w
     probs = []
     for ids in prompt_ids:
         x = W["token_embd.weight"][ids]
         T, D = x.shape
-        hd = D // n_head
+        hd = m.get("attention.key_length", D // n_head)
         ang = np.arange(T)[:, None] * base ** (-np.arange(0, hd, 2) / hd)[None, :]
         cs = np.cos(ang)[:, None, :], np.sin(ang)[:, None, :]
         h = rms(x, W["blk.0.attn_norm.weight"])
-        q = _rope((h @ W["blk.0.attn_q.weight"].T).reshape(T, n_head, hd), *cs)
-        k = _rope((h @ W["blk.0.attn_k.weight"].T).reshape(T, n_kv, hd), *cs)
+        q = (h @ W["blk.0.attn_q.weight"].T).reshape(T, n_head, hd)
+        k = (h @ W["blk.0.attn_k.weight"].T).reshape(T, n_kv, hd)
+        if "blk.0.attn_q_norm.weight" in W:
+            q, k = rms(q, W["blk.0.attn_q_norm.weight"]), rms(k, W["blk.0.attn_k_norm.weight"])
+        q, k = rope(q, *cs), rope(k, *cs)
         v = (h @ W["blk.0.attn_v.weight"].T).reshape(T, n_kv, hd)
         att = np.empty((T, n_head, hd))
         mask = np.triu(np.full((T, T), -np.inf), 1)
@@ -101,7 +136,7 @@ def moe_layer0_routing(model_path, prompt_ids):
             sc = f16(q[:, hh]) @ f16(k[:, kv]).T / np.sqrt(hd) + mask
             sc = np.exp(sc - sc.max(-1, keepdims=True))
             att[:, hh] = f16(sc / sc.sum(-1, keepdims=True)) @ f16(v[:, kv])
-        x = x + att.reshape(T, D) @ W["blk.0.attn_output.weight"].T
+        x = x + att.reshape(T, n_head * hd) @ W["blk.0.attn_output.weight"].T
         logits = rms(x, W["blk.0.ffn_norm.weight"]) @ W["blk.0.ffn_gate_inp.weight"].T   # [T, n_expert]
         p = np.exp(logits - logits.max(-1, keepdims=True))
         probs.append(p / p.sum(-1, keepdims=True))
@@ -109,7 +144,9 @@ def moe_layer0_routing(model_path, prompt_ids):
     return probs, np.argsort(-probs, axis=1, kind="stable")[:, :k_used].astype(np.int32)
 
 
-def run(model_path, out, top_k=32, n_gen=32, n_ctx=512, n_prompts=None, n_threads=2):
+def run(model_path, out, top_k=32, n_gen=32, n_ctx=512, n_prompts=None, n_threads=2, model_cmd=None):
+    """model_cmd: the command that made MODEL; if given, source also names it and this script's command
+    (without it, source is as it always was, so fixtures of the older models regenerate identically)."""
     import llama_cpp
     # the thread count does not change llama.cpp's numbers (every output is one full dot product)
     llm = llama_cpp.Llama(model_path=model_path, n_ctx=n_ctx, n_batch=512, n_ubatch=512, logits_all=True,
@@ -137,13 +174,23 @@ def run(model_path, out, top_k=32, n_gen=32, n_ctx=512, n_prompts=None, n_thread
     flat = {k: np.concatenate(v) for k, v in rec.items()}
     flat["offsets"] = np.cumsum([0] + [len(x) for x in rec["ids"]]).astype(np.int32)
     flat["gen_offsets"] = np.cumsum([0] + [len(x) for x in rec["gen"]]).astype(np.int32)
-    flat["source"] = np.array(f"llama-cpp-python {llama_cpp.__version__}, {os.path.basename(model_path)}, "
-                              f"n_ctx={n_ctx}, F16 KV, flash_attn off, prompt in one batch")
+    source = (f"llama-cpp-python {llama_cpp.__version__}, {os.path.basename(model_path)}, "
+              f"n_ctx={n_ctx}, F16 KV, flash_attn off, prompt in one batch")
+    if model_cmd:
+        rel = os.path.relpath(os.path.abspath(out), ROOT)
+        cmd = (f"python scripts/make_llamacpp_fixtures.py {os.path.basename(model_path)} "
+               f"{out if rel.startswith('..') else rel} --top-k {top_k} --n-gen {n_gen} --threads {n_threads}"
+               + (f" --n-prompts {n_prompts}" if n_prompts is not None else ""))
+        source += f"; model: {model_cmd}; fixture: {cmd}"
+    flat["source"] = np.array(source)
     routing = moe_layer0_routing(model_path, rec["ids"])
     if routing is not None:
         flat["l0_probs"], flat["l0_experts"] = routing
-        flat["l0_source"] = np.array("layer 0 router, float64 numpy from the dequantized GGUF weights (F16-rounded "
-                                     "K/V/Q/attention probs), not llama.cpp; l0_experts best first")
+        l0_source = ("layer 0 router, float64 numpy from the dequantized GGUF weights (F16-rounded "
+                     "K/V/Q/attention probs), not llama.cpp; l0_experts best first")
+        if routing_arch(model_path) != "llama":
+            l0_source += "; Q/K RMS-normed per head before rope, rope NEOX"
+        flat["l0_source"] = np.array(l0_source)
     np.savez_compressed(out, **flat)
     print(f"wrote {out}: {len(prompts)} prompts, {flat['offsets'][-1]} positions, vocab {n_vocab}")
 
@@ -156,5 +203,7 @@ if __name__ == "__main__":
     ap.add_argument("--n-gen", type=int, default=32)
     ap.add_argument("--n-prompts", type=int, default=None)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--model-cmd", default=None,
+                    help="the command that made MODEL, recorded in the fixture's source with this one")
     a = ap.parse_args()
-    run(a.model, a.out, a.top_k, a.n_gen, n_prompts=a.n_prompts, n_threads=a.threads)
+    run(a.model, a.out, a.top_k, a.n_gen, n_prompts=a.n_prompts, n_threads=a.threads, model_cmd=a.model_cmd)

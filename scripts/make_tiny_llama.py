@@ -97,6 +97,32 @@ def build_vocab():
     return tokens, types, [f"{a} {b}" for a, b in merges]
 
 
+def add_tokenizer(w: GGUFWriter, tokens, types, merges) -> None:
+    """The tokenizer keys of every tiny model (from build_vocab()): byte-level BPE, pre-tokenizer
+    'smollm', <|endoftext|> (id 0) is BOS and EOS, no BOS added."""
+    w.add_tokenizer_model("gpt2")
+    w.add_tokenizer_pre("smollm")
+    w.add_token_list(tokens)
+    w.add_token_types([int(t) for t in types])
+    w.add_token_merges(merges)
+    w.add_bos_token_id(0)
+    w.add_eos_token_id(0)
+    w.add_add_bos_token(False)
+
+
+def add_weight(w: GGUFWriter, name: str, x: np.ndarray, qtype: GGMLQuantizationType) -> None:
+    """A float32 weight in format qtype. numpy shape is reversed ggml ne: (n_out, n_in) = ne [n_in, n_out],
+    (n_expert, n_out, n_in) = ne [n_in, n_out, n_expert]. Other formats are quantized per row of n_in
+    (each expert's rows in turn, like llama.cpp) with gguf's port of llama.cpp's reference quantizers
+    (bit-identical to llama_model_quantize for these formats) and stored with the byte shape
+    GGUFWriter expects."""
+    if qtype == GGMLQuantizationType.F32:
+        w.add_tensor(name, x)
+    else:
+        q = quantize(x.reshape(-1, x.shape[-1]), qtype)
+        w.add_tensor(name, q.reshape(x.shape[:-1] + q.shape[-1:]), raw_dtype=qtype)
+
+
 def make(path: str, wtype: str = "F32", seed: int = 0, config: str = "tiny") -> str:
     c = CONFIGS[config]
     rng = np.random.default_rng(seed)
@@ -122,36 +148,15 @@ def make(path: str, wtype: str = "F32", seed: int = 0, config: str = "tiny") -> 
         w.add_expert_count(n_expert)
         w.add_expert_used_count(c["n_expert_used"])
     w.add_file_type(FILE_TYPES[wtype])
-    w.add_tokenizer_model("gpt2")
-    w.add_tokenizer_pre("smollm")
-    w.add_token_list(tokens)
-    w.add_token_types([int(t) for t in types])
-    w.add_token_merges(merges)
-    w.add_bos_token_id(0)
-    w.add_eos_token_id(0)
-    w.add_add_bos_token(False)
+    add_tokenizer(w, tokens, types, merges)
 
     qtype = GGMLQuantizationType[wtype]
 
     def mat(name, n_out, n_in, std):
-        # numpy shape is reversed ggml ne: ne = [n_in, n_out]; other formats are quantized from
-        # the float32 values with gguf's port of llama.cpp's reference quantizers (bit-identical
-        # to llama_model_quantize for these formats)
-        x = (rng.standard_normal((n_out, n_in)) * std).astype(np.float32)
-        if qtype == GGMLQuantizationType.F32:
-            w.add_tensor(name, x)
-        else:
-            w.add_tensor(name, quantize(x, qtype), raw_dtype=qtype)
+        add_weight(w, name, (rng.standard_normal((n_out, n_in)) * std).astype(np.float32), qtype)
 
     def experts(name, n_out, n_in, std):
-        # numpy (n_expert, n_out, n_in) = ggml ne [n_in, n_out, n_expert]; quantized per row of n_in
-        # like llama.cpp (each expert's rows in turn), stored with the 3-D byte shape GGUFWriter expects
-        x = (rng.standard_normal((n_expert, n_out, n_in)) * std).astype(np.float32)
-        if qtype == GGMLQuantizationType.F32:
-            w.add_tensor(name, x)
-        else:
-            q = quantize(x.reshape(n_expert * n_out, n_in), qtype)
-            w.add_tensor(name, q.reshape(n_expert, n_out, q.shape[-1]), raw_dtype=qtype)
+        add_weight(w, name, (rng.standard_normal((n_expert, n_out, n_in)) * std).astype(np.float32), qtype)
 
     def vec(name, n, mean=1.0, std=0.1):
         w.add_tensor(name, (mean + rng.standard_normal(n) * std).astype(np.float32))
