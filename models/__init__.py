@@ -11,9 +11,11 @@ from ggraph.model_base import ModelBase
 from .gemma3 import Gemma3Model
 from .llama import LlamaModel
 from .qwen2 import Qwen2Model
+from .qwen2moe import Qwen2MoeModel
 from .qwen3 import Qwen3Model, Qwen3MoeModel
 
-ARCHITECTURES = {cls.arch: cls for cls in (LlamaModel, Gemma3Model, Qwen2Model, Qwen3Model, Qwen3MoeModel)}
+ARCHITECTURES = {cls.arch: cls for cls in (LlamaModel, Gemma3Model, Qwen2Model, Qwen2MoeModel, Qwen3Model,
+                                               Qwen3MoeModel)}
 ENTRY_POINT_GROUP = "ggraph.models"
 
 

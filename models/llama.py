@@ -1,6 +1,7 @@
 """llama: the Llama architecture (llama.cpp src/models/llama.cpp), dense (SmolLM2) or with Mixtral's
 mixture of experts (ffn_gate_inp + ffn_{gate,up,down}_exps instead of the dense FFN)."""
 from ggraph import ops
+from ggraph.errors import GGraphError
 from ggraph.llm import LLAMA_EXPERT_GATING_FUNC_TYPE_SOFTMAX, LLM_FFN_PAR, LLM_FFN_SILU, LLM_NORM_RMS
 from ggraph.model_base import ModelBase
 from ggraph.ops import ROPE_TYPE_NORM
@@ -13,6 +14,15 @@ class LlamaModel(ModelBase):
 
     def load_arch_hparams(self, f):
         self.hp.f_norm_rms_eps = float(f.require_arch("attention.layer_norm_rms_epsilon"))
+
+    def require_experts(self, f):
+        """For the MoE-only archs: the expert keys are required, and the expert FFN width defaults
+        to n_ff / n_expert_used as llama.cpp's qwen MoE loaders have it."""
+        for key in ("expert_count", "expert_used_count"):
+            f.require_arch(key)
+        if self.hp.n_expert == 0:
+            raise GGraphError(f"{f.path}: {f.arch}.expert_count must be positive for arch {self.arch}")
+        self.hp.n_ff_exp = self.hp.n_ff_exp or self.hp.n_ff // self.hp.n_expert_used
 
     def load_arch_tensors(self):
         hp = self.hp
@@ -94,14 +104,7 @@ class LlamaModel(ModelBase):
             ffn_inp = g.cb(ops.add(cur, inpSA), "ffn_inp", il)
 
             cur = g.cb(g.build_norm(ffn_inp, layer.ffn_norm, None, LLM_NORM_RMS, il), "ffn_norm", il)
-            if hp.n_expert == 0:
-                cur = g.build_ffn(cur, layer.ffn_up, layer.ffn_up_b, layer.ffn_gate, layer.ffn_gate_b,
-                                  layer.ffn_down, layer.ffn_down_b, LLM_FFN_SILU, LLM_FFN_PAR, il)
-            else:   # MoE branch (Mixtral)
-                cur = g.build_moe_ffn(cur, layer.ffn_gate_inp, layer.ffn_up_exps, layer.ffn_gate_exps,
-                                      layer.ffn_down_exps, hp.n_expert, hp.n_expert_used, LLM_FFN_SILU,
-                                      self.moe_norm_w, 0.0, LLAMA_EXPERT_GATING_FUNC_TYPE_SOFTMAX, il)
-            g.cb(cur, "ffn_out", il)
+            cur = g.cb(self.build_layer_ffn(g, layer, cur, il), "ffn_out", il)
             cur = g.cb(ops.add(cur, ffn_inp), "l_out", il)
             inpL = cur
 
@@ -112,3 +115,12 @@ class LlamaModel(ModelBase):
             cur = ops.add(cur, self.output_b)
         cur = g.cb(cur, "result_output")
         g.res.t_logits = cur
+
+    def build_layer_ffn(self, g, layer, cur, il):
+        hp = self.hp
+        if hp.n_expert == 0:
+            return g.build_ffn(cur, layer.ffn_up, layer.ffn_up_b, layer.ffn_gate, layer.ffn_gate_b,
+                               layer.ffn_down, layer.ffn_down_b, LLM_FFN_SILU, LLM_FFN_PAR, il)
+        return g.build_moe_ffn(cur, layer.ffn_gate_inp, layer.ffn_up_exps, layer.ffn_gate_exps,   # MoE branch
+                               layer.ffn_down_exps, hp.n_expert, hp.n_expert_used, LLM_FFN_SILU,
+                               self.moe_norm_w, 0.0, LLAMA_EXPERT_GATING_FUNC_TYPE_SOFTMAX, il)

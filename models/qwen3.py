@@ -23,5 +23,4 @@ class Qwen3MoeModel(Qwen3Model):
 
     def load_arch_hparams(self, f):
         super().load_arch_hparams(f)
-        for key in ("expert_count", "expert_used_count"):    # required here: an error naming the key
-            f.require_arch(key)
+        self.require_experts(f)

@@ -8,10 +8,12 @@ per step. Stored per position: the top-K logits and their ids, and the log-sum-e
 row (so probabilities of the stored ids are exact).
 Also stored: llama.cpp against itself when the same prompt is fed token by token (full-vocabulary
 KL per position, top-1 agreement, identical continuations): the spread ggraph is measured against.
-For a mixture-of-experts llama (GGUF key llama.expert_count) or qwen3moe, also stored: layer 0's
+For a mixture-of-experts llama (GGUF key llama.expert_count), qwen3moe or qwen2moe, also stored: layer 0's
 routing per prompt position from an independent float64 numpy pass over the GGUF weights (not
-llama.cpp's numbers; for F32 weights within ~2e-7 of llama.cpp's ffn_moe_probs-0, for Q8_0 ~0.03 as
-llama.cpp rounds activations to Q8_0): the router softmax probabilities l0_probs [positions, n_expert]
+llama.cpp's numbers; for F32 weights mostly within ~2e-7 of llama.cpp's ffn_moe_probs-0, at ~1% of
+positions up to ~1e-4 (qwen3moe, qwen2moe) where an F16 rounding of Q, K or the attention probabilities
+falls the other way; for Q8_0 up to ~0.03 (qwen3moe) / ~0.08 (qwen2moe) as llama.cpp rounds activations
+to Q8_0): the router softmax probabilities l0_probs [positions, n_expert]
 and the selected experts l0_experts [positions, n_expert_used], best first (near-ties: look at the
 gap in l0_probs).
 
@@ -26,7 +28,7 @@ The committed fixtures (models from scripts/make_tiny_llama.py, seed 0):
     tests/fixtures/llamacpp_tiny_moe_f32.npz  tiny-moe-F32.gguf (--config moe), --top-k 32
     tests/fixtures/llamacpp_tiny_moe_q8_0.npz tiny-moe-Q8_0.gguf (--config moe --type Q8_0), --top-k 32
 and from scripts/make_tiny_model.py (seed 0), each with --top-k 32 --n-gen 32 --threads 1 and --model-cmd
-(their source strings hold both commands), ARCH in qwen2 qwen3 qwen3moe, TYPE in F32 Q8_0:
+(their source strings hold both commands), ARCH in qwen2 qwen3 qwen3moe qwen2moe, TYPE in F32 Q8_0:
     tests/fixtures/llamacpp_tiny_ARCH_{f32,q8_0}.npz  tiny-ARCH-TYPE.gguf (make_tiny_model.py ARCH --type TYPE)
 """
 from __future__ import annotations
@@ -82,7 +84,10 @@ def _rope_neox(v, c, s):
 
 
 # archs whose layer 0 moe_layer0_routing knows (llama.cpp's llama_model_rope_type: llama NORM, qwen NEOX)
-ROPE_NEOX = {"llama": False, "qwen3moe": True}
+ROPE_NEOX = {"llama": False, "qwen3moe": True, "qwen2moe": True}
+# l0_source's note on the attention, per arch (llama: none)
+ATTN_NOTE = {"qwen3moe": "; Q/K RMS-normed per head before rope, rope NEOX",
+             "qwen2moe": "; Q/K/V biases, rope NEOX (the shared expert does not enter the router)"}
 
 
 def routing_arch(model_path):
@@ -92,12 +97,13 @@ def routing_arch(model_path):
 
 
 def moe_layer0_routing(model_path, prompt_ids):
-    """Layer 0's router of a MoE GGUF (arch llama with llama.expert_count, or qwen3moe), in float64 from
+    """Layer 0's router of a MoE GGUF (arch llama with llama.expert_count, qwen3moe or qwen2moe), in float64 from
     the dequantized weights (K, V, Q and the attention probabilities rounded to F16 like llama.cpp's F16
     KV cache, nothing else rounded): softmax probabilities [positions, n_expert] and the top
     n_expert_used experts, best first (ties: lower index first, like llama.cpp's argsort for
-    n_expert <= 16). qwen3moe: per-head RMS norms of Q and K before rope, rope NEOX. None for a dense
-    model or another arch."""
+    n_expert <= 16). qwen3moe: per-head RMS norms of Q and K before rope, rope NEOX. qwen2moe: Q/K/V
+    biases (added before rope), rope NEOX; its shared expert is added after the router and does not
+    change it. None for a dense model or another arch."""
     from gguf import GGMLQuantizationType, GGUFReader
     from gguf.quants import dequantize
     r = GGUFReader(model_path)
@@ -123,12 +129,13 @@ def moe_layer0_routing(model_path, prompt_ids):
         ang = np.arange(T)[:, None] * base ** (-np.arange(0, hd, 2) / hd)[None, :]
         cs = np.cos(ang)[:, None, :], np.sin(ang)[:, None, :]
         h = rms(x, W["blk.0.attn_norm.weight"])
-        q = (h @ W["blk.0.attn_q.weight"].T).reshape(T, n_head, hd)
-        k = (h @ W["blk.0.attn_k.weight"].T).reshape(T, n_kv, hd)
+        proj = lambda n: h @ W[f"blk.0.attn_{n}.weight"].T + W.get(f"blk.0.attn_{n}.bias", 0.0)
+        q = proj("q").reshape(T, n_head, hd)
+        k = proj("k").reshape(T, n_kv, hd)
         if "blk.0.attn_q_norm.weight" in W:
             q, k = rms(q, W["blk.0.attn_q_norm.weight"]), rms(k, W["blk.0.attn_k_norm.weight"])
         q, k = rope(q, *cs), rope(k, *cs)
-        v = (h @ W["blk.0.attn_v.weight"].T).reshape(T, n_kv, hd)
+        v = proj("v").reshape(T, n_kv, hd)
         att = np.empty((T, n_head, hd))
         mask = np.triu(np.full((T, T), -np.inf), 1)
         for hh in range(n_head):
@@ -188,8 +195,7 @@ def run(model_path, out, top_k=32, n_gen=32, n_ctx=512, n_prompts=None, n_thread
         flat["l0_probs"], flat["l0_experts"] = routing
         l0_source = ("layer 0 router, float64 numpy from the dequantized GGUF weights (F16-rounded "
                      "K/V/Q/attention probs), not llama.cpp; l0_experts best first")
-        if routing_arch(model_path) != "llama":
-            l0_source += "; Q/K RMS-normed per head before rope, rope NEOX"
+        l0_source += ATTN_NOTE.get(routing_arch(model_path), "")
         flat["l0_source"] = np.array(l0_source)
     np.savez_compressed(out, **flat)
     print(f"wrote {out}: {len(prompts)} prompts, {flat['offsets'][-1]} positions, vocab {n_vocab}")

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Write a tiny random GGUF of another llama.cpp arch (qwen2, qwen3, qwen3moe) that llama.cpp loads.
+"""Write a tiny random GGUF of another llama.cpp arch (qwen2, qwen3, qwen3moe, qwen2moe) that llama.cpp loads.
 
 Deterministic like scripts/make_tiny_llama.py, whose vocabulary (byte-level BPE, pre-tokenizer
 'smollm'), tokenizer keys, weight scales and quantization (gguf-py's port of llama.cpp's reference
@@ -23,6 +23,18 @@ n_ctx_train 512, rope freq base 1e6, rms eps 1e-6; keys under the arch's prefix 
             sum 1 (hard-coded norm_w=true, no GGUF key), no extra scale.
             Rows of 48 are not whole 32-blocks: in the block formats ffn_down_exps is F16, as
             llama.cpp's quantizer makes it (the other tensors get the file's format).
+  qwen2moe  qwen2's attention (F32 q/k/v biases, NEOX rope, no key_length / value_length) plus a mixture
+            of experts and a shared expert: 4 experts, top 2, expert width 64 (expert_feed_forward_length;
+            64 = two 32-blocks, so every expert tensor takes the file's format), router and experts named
+            and shaped as qwen3moe's; the shared expert blk.N.ffn_{gate,up}_shexp.weight ne [n_embd,
+            n_ff_shexp], ffn_down_shexp ne [n_ff_shexp, n_embd], n_ff_shexp 64
+            (qwen2moe.expert_shared_feed_forward_length), and its gate blk.N.ffn_gate_inp_shexp.weight
+            ne [n_embd] (1-D, so F32). feed_forward_length 96 is written too (llama.cpp reads it only as
+            a fallback for the two widths). llama.cpp's qwen2moe graph: softmax over all experts,
+            top-k, the k weights NOT renormalized (hard-coded norm_w=false, no GGUF key; the
+            expert_weights_scale it passes stays 0 = no scale, as the loader reads no such key for
+            qwen2moe), plus the shared expert's SwiGLU output times sigmoid(ffn_gate_inp_shexp . x)
+            (one scalar per token, computed as silu(g)/g), x the same ffn-normed input.
 
 Checked against llama-cpp-python 0.3.36: every --type is, tensor for tensor (type and bytes), what
 llama_model_quantize with pure=True makes of the F32 file (Q8_0, F16, BF16 also without pure; without it
@@ -120,6 +132,17 @@ def _moe_ffn(c, i):
             Tensor(p + "ffn_down_exps.weight", (n_exp, n_embd, n_ff), 0.15 * s_ff)]
 
 
+def _shared_expert(c, i):
+    s_in, _ = _scales(c)
+    n_embd, n_ff, p = c["n_embd"], c["n_ff_shexp"], f"blk.{i}."
+    s_ff = (192 / n_ff) ** 0.5
+    # gate logits ~N(0, 0.7) on rms-normed inputs: sigmoid mostly between ~0.2 and ~0.8
+    return [Tensor(p + "ffn_gate_inp_shexp.weight", (n_embd,), 0.7 / n_embd ** 0.5, f32=True),
+            Tensor(p + "ffn_gate_shexp.weight", (n_ff, n_embd), 0.2 * s_in),
+            Tensor(p + "ffn_up_shexp.weight", (n_ff, n_embd), 0.2 * s_in),
+            Tensor(p + "ffn_down_shexp.weight", (n_embd, n_ff), 0.15 * s_ff)]
+
+
 def qwen2_tensors(c, n_vocab):
     return _outer(c, n_vocab) + [t for i in range(c["n_layer"]) for t in _attention(c, i, bias=True) + _ffn(c, i)]
 
@@ -133,6 +156,11 @@ def qwen3moe_tensors(c, n_vocab):
                                  for t in _attention(c, i, qk_norm=True) + _moe_ffn(c, i)]
 
 
+def qwen2moe_tensors(c, n_vocab):
+    return _outer(c, n_vocab) + [t for i in range(c["n_layer"])
+                                 for t in _attention(c, i, bias=True) + _moe_ffn(c, i) + _shared_expert(c, i)]
+
+
 _QWEN = dict(n_embd=64, n_head=4, n_head_kv=2, head_dim=16, n_layer=2, n_ctx_train=512, rope_freq_base=1e6,
              rms_eps=1e-6)
 ARCHS = {
@@ -142,6 +170,8 @@ ARCHS = {
     # n_ff: the dense intermediate_size real Qwen3-MoE files carry (= n_expert_used * n_ff_exp there too)
     "qwen3moe": dict(_QWEN, n_ff=96, n_ff_exp=48, n_expert=4, n_expert_used=2, head_dim_keys=True,
                      tensors=qwen3moe_tensors),
+    "qwen2moe": dict(_QWEN, n_ff=96, n_ff_exp=64, n_expert=4, n_expert_used=2, n_ff_shexp=64,
+                     tensors=qwen2moe_tensors),
 }
 
 
@@ -168,6 +198,8 @@ def make(path: str, arch: str, wtype: str = "F32", seed: int = 0) -> str:
         w.add_expert_count(c["n_expert"])
         w.add_expert_used_count(c["n_expert_used"])
         w.add_expert_feed_forward_length(c["n_ff_exp"])
+    if c.get("n_ff_shexp"):
+        w.add_expert_shared_feed_forward_length(c["n_ff_shexp"])
     w.add_file_type(FILE_TYPES[wtype])
     tiny_llama.add_tokenizer(w, tokens, types, merges)
 

@@ -10,7 +10,7 @@ from compare import prompt_then_greedy
 from conftest import load_script
 
 FIXTURES = os.path.join(os.path.dirname(__file__), "fixtures")
-CASES = [(arch, t) for arch in ("qwen2", "qwen3", "qwen3moe") for t in ("F32", "Q8_0")]
+CASES = [(arch, t) for arch in ("qwen2", "qwen2moe", "qwen3", "qwen3moe") for t in ("F32", "Q8_0")]
 
 
 @pytest.fixture(scope="module", params=CASES, ids=[f"{a}-{t}" for a, t in CASES])
