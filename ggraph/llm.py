@@ -25,6 +25,24 @@ LLM_FFN_SILU = "silu"
 LLM_FFN_GELU = "gelu"
 LLM_FFN_SEQ = "seq"
 LLM_FFN_PAR = "par"
+_GLU_NAMES = {LLM_FFN_SILU: "swiglu", LLM_FFN_GELU: "geglu"}
+
+
+def _glu(helper: str, type_op: str):
+    """The gated activation of type_op: (gate, up) -> act(gate) * up."""
+    fn = {LLM_FFN_SILU: ops.swiglu_split, LLM_FFN_GELU: ops.geglu_split}.get(type_op)
+    if fn is None:
+        raise GGraphError(f"{helper}: unsupported op {type_op!r} with a gate")
+    return fn
+
+
+def _activation(helper: str, type_op: str):
+    fn = {LLM_FFN_SILU: ops.silu, LLM_FFN_GELU: ops.gelu}.get(type_op)
+    if fn is None:
+        raise GGraphError(f"{helper}: unsupported op {type_op!r}")
+    return fn
+
+
 # expert gating (llama_expert_gating_func_type)
 LLAMA_EXPERT_GATING_FUNC_TYPE_SOFTMAX = 1
 LLAMA_EXPERT_GATING_FUNC_TYPE_SIGMOID = 2
@@ -293,16 +311,9 @@ class LLMGraphContext:
             self.cb(g, "ffn_gate", il)
             if gate_b is not None:
                 g = self.cb(ops.add(g, gate_b), "ffn_gate_b", il)
-            if type_op == LLM_FFN_SILU:
-                cur = self.cb(ops.swiglu_split(g, tmp), "ffn_swiglu", il)
-            elif type_op == LLM_FFN_GELU:
-                cur = self.cb(ops.geglu_split(g, tmp), "ffn_geglu", il)
-            else:
-                raise GGraphError(f"build_ffn: unsupported op {type_op!r} with a gate")
+            cur = self.cb(_glu("build_ffn", type_op)(g, tmp), f"ffn_{_GLU_NAMES[type_op]}", il)
         else:
-            act = {LLM_FFN_SILU: ops.silu, LLM_FFN_GELU: ops.gelu}.get(type_op)
-            if act is None:
-                raise GGraphError(f"build_ffn: unsupported op {type_op!r}")
+            act = _activation("build_ffn", type_op)
             cur = self.cb(act(tmp), f"ffn_{type_op}", il)
         cur = self.build_lora_mm(down, cur)
         if down_b is not None:
@@ -340,14 +351,9 @@ class LLMGraphContext:
         up = self.cb(ops.mul_mat_id(up_exps, x, selected), "ffn_moe_up", il)               # [n_ff, k, n_tokens]
         if gate_exps is not None:
             gate = self.cb(ops.mul_mat_id(gate_exps, x, selected), "ffn_moe_gate", il)
-            if type_op == LLM_FFN_SILU:
-                act = self.cb(ops.swiglu_split(gate, up), "ffn_moe_swiglu", il)
-            elif type_op == LLM_FFN_GELU:
-                act = self.cb(ops.geglu_split(gate, up), "ffn_moe_geglu", il)
-            else:
-                raise GGraphError(f"build_moe_ffn: unsupported op {type_op!r}")
+            act = self.cb(_glu("build_moe_ffn", type_op)(gate, up), f"ffn_moe_{_GLU_NAMES[type_op]}", il)
         else:
-            act = {LLM_FFN_SILU: ops.silu, LLM_FFN_GELU: ops.gelu}[type_op](up)
+            act = _activation("build_moe_ffn", type_op)(up)
         experts = self.cb(ops.mul_mat_id(down_exps, act, selected), "ffn_moe_down", il)    # [n_embd, k, n_tokens]
         experts = self.cb(ops.mul(experts, weights), "ffn_moe_weighted", il)
 

@@ -88,6 +88,21 @@ def replay_fixture(model, fixture_path: str, n_prompts: int | None = None, n_ctx
     return Agreement(float(kl.mean()), float(kl.max()), float(np.concatenate(top1).mean()), same, n, int(kl.size))
 
 
+def assert_bit_exact_with_fixture(model, fixture_path: str, n_threads: int = 2) -> None:
+    """Every prompt of the fixture: our logits at llama.cpp's top-k ids equal its logits bit for bit,
+    and the greedy continuations are the same tokens."""
+    fx = np.load(fixture_path)
+    ctx = model.new_context(n_ctx=512, n_threads=n_threads)
+    off, goff = fx["offsets"], fx["gen_offsets"]
+    for i in range(len(off) - 1):
+        a, b = off[i], off[i + 1]
+        ref_gen = fx["gen"][goff[i]:goff[i + 1]].tolist()
+        logits, gen = prompt_then_greedy(ctx, fx["ids"][a:b], len(ref_gen))
+        ours = np.take_along_axis(logits, fx["top_ids"][a:b].astype(np.int64), axis=1)
+        assert np.array_equal(ours, fx["top_logits"][a:b]), f"{fixture_path}: prompt {i}: logits differ"
+        assert gen == ref_gen, f"{fixture_path}: prompt {i}: continuation differs"
+
+
 def llamacpp_self_spread(fixture_path: str) -> Agreement:
     """llama.cpp against itself, recorded in the fixture: the same prompts fed token by token
     instead of in one batch (full-vocabulary KL with the batch run as P, top-1, continuations)."""

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import ggraph
-from compare import prompt_then_greedy
+from compare import assert_bit_exact_with_fixture
 from conftest import load_script
 
 FIXTURES = os.path.join(os.path.dirname(__file__), "fixtures")
@@ -24,16 +24,7 @@ def case(request, tmp_path_factory):
 def test_logits_bit_for_bit_with_llamacpp(case):
     arch, t, model = case
     assert model.info()["architecture"] == arch
-    fx = np.load(os.path.join(FIXTURES, f"llamacpp_tiny_{arch}_{t.lower()}.npz"))
-    ctx = model.new_context(n_ctx=512, n_threads=2)
-    off, goff = fx["offsets"], fx["gen_offsets"]
-    for i in range(len(off) - 1):
-        a, b = off[i], off[i + 1]
-        ref_gen = fx["gen"][goff[i]:goff[i + 1]].tolist()
-        logits, gen = prompt_then_greedy(ctx, fx["ids"][a:b], len(ref_gen))
-        ours = np.take_along_axis(logits, fx["top_ids"][a:b].astype(np.int64), axis=1)
-        assert np.array_equal(ours, fx["top_logits"][a:b]), f"{arch} {t} prompt {i}"
-        assert gen == ref_gen, f"{arch} {t} prompt {i}"
+    assert_bit_exact_with_fixture(model, os.path.join(FIXTURES, f"llamacpp_tiny_{arch}_{t.lower()}.npz"))
 
 
 def test_batch_and_token_by_token_agree(case):

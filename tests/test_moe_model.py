@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 import ggraph
-from compare import prompt_then_greedy
+from compare import assert_bit_exact_with_fixture
 from conftest import load_script
 
 FIXTURES = os.path.join(os.path.dirname(__file__), "fixtures")
@@ -22,20 +22,11 @@ def moe(request, tmp_path_factory):
     return t, path
 
 
-def test_routes_and_logits_bit_for_bit_with_llamacpp(moe):
+def test_logits_bit_for_bit_with_llamacpp(moe):
     t, path = moe
-    fx = np.load(os.path.join(FIXTURES, f"llamacpp_tiny_moe_{t.lower()}.npz"))
     model = ggraph.load(path)
     assert model.info()["n_expert"] == 4 and model.info()["n_expert_used"] == 2
-    ctx = model.new_context(n_ctx=512, n_threads=2)
-    off, goff = fx["offsets"], fx["gen_offsets"]
-    for i in range(len(off) - 1):
-        a, b = off[i], off[i + 1]
-        ref_gen = fx["gen"][goff[i]:goff[i + 1]].tolist()
-        logits, gen = prompt_then_greedy(ctx, fx["ids"][a:b], len(ref_gen))
-        ours = np.take_along_axis(logits, fx["top_ids"][a:b].astype(np.int64), axis=1)
-        assert np.array_equal(ours, fx["top_logits"][a:b]), f"prompt {i}: logits differ from llama.cpp"
-        assert gen == ref_gen, f"prompt {i}"
+    assert_bit_exact_with_fixture(model, os.path.join(FIXTURES, f"llamacpp_tiny_moe_{t.lower()}.npz"))
 
 
 def test_cli_runs_the_moe_model(moe):
