@@ -11,6 +11,7 @@ batch kernels agree, so do ours, bit for bit.
 import threading
 
 import numpy as np
+from gguf import GGMLQuantizationType as T
 
 from ggraph.errors import GGraphError
 from ggraph.runtime.kernels.type_traits import ACTIVATIONS
@@ -104,7 +105,6 @@ def mul_mat_id(w, n_rows, x, ids, out):
 
 def _batches_like_vec_dot(w, n_rows) -> bool:
     """Whether mul_mat on a batch of rows gives llama.cpp's mul_mat_id order for these experts."""
-    from gguf import GGMLQuantizationType as T
     t = w.fmt.type
     if t in (T.Q8_0, T.Q4_1, T.Q5_0, T.Q5_1):
         return True                  # tinyBLAS and vec_dot agree; mul_mat_id never repacks these here

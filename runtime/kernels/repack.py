@@ -13,22 +13,22 @@ broadcast 4-byte activation group advances the block sums of all 16 rows (one ro
 Codes run unsigned (Q4_0 q, IQ4_NL kvalue + 128); the offset is removed per block with the
 activation block sum. Batches share each weight unpack between 4 tokens.
 
-Q4_K / Q2_K (block_q4_Kx8 / block_q2_Kx8): only the arithmetic order is llama.cpp's; the kernels
-read the plain blocks (dot_k's super-block unpacking).
+Q2_K (block_q2_Kx8): only the arithmetic order is llama.cpp's; the kernel reads the plain blocks
+(dot_k's super-block unpacking). Q4_K's repack is repack_k.py.
 
 Kernels: mm_*_packed(P, qs [M, K] i8, a1, a2, out [M, N] f32); P is repack_q4's
-[ceil(N/16), K/32, 288] u8 for Q4_0 / IQ4_NL, the plain [N, row_bytes] blocks for Q4_K / Q2_K.
+[ceil(N/16), K/32, 288] u8 for Q4_0 / IQ4_NL, the plain [N, row_bytes] blocks for Q2_K.
 """
 import numpy as np
 from numba import njit, prange
 
 from ggraph.runtime.kernels.dot_k import ktok, unpack
-from ggraph.runtime.kernels.ggml_common import Q2_K, Q4_0, Q4_K, block_bytes
+from ggraph.runtime.kernels.ggml_common import Q2_K, Q4_0, block_bytes
 from ggraph.runtime.kernels.ggml_math import fma32
 from ggraph.runtime.kernels.simd.f32 import (
     ffma, ffma4, flane, fload_f16, fmul, fmul4, fsplat, fsplat4, fstore, fzero, fzero4, halves2, lane, tofloat,
 )
-from ggraph.runtime.kernels.simd.i32 import iadd, ihsum, ihsum4f, ilane, iload, imul, ipairs_hi, isplat
+from ggraph.runtime.kernels.simd.i32 import iadd, ihsum, ihsum4f, ilane, iload, imul, isplat
 from ggraph.runtime.kernels.simd.scalar import f16at, prefetch
 from ggraph.runtime.kernels.simd.u8 import band, bcast4, bshr, dot, dot_acc, load64, lut_iq4
 from ggraph.runtime.kernels.tiling import PREFETCH_BYTES, ROWS_PER_TASK, token_tile
@@ -150,18 +150,11 @@ mm_q4_0_packed = _q4_kernel(False)    # ggml_gemv/gemm_q4_0_8x8_q8_0
 mm_iq4_nl_packed = _q4_kernel(True)   # ggml_gemv/gemm_iq4_nl_8x8_q8_0
 
 
-# ---- Q4_K / Q2_K: llama.cpp's gemv (one token, and the last M % 4 tokens of a batch) keeps, per output, exact integer
-# super-block sums and two float chains:
+# ---- Q2_K (Q4_K: repack_k.py): llama.cpp's gemv (one token, and the last M % 4 tokens of a batch)
+# keeps, per output, exact integer super-block sums and two float chains:
 #   acc  = fma(float(sum_sub scale * dot),  fl(d_w * d_a),    acc)
 #   accm = fma(float(sum_sub min * bsums),  fl(dmin_w * d_a), accm)          out = acc - accm
-# its gemm (the other tokens, by 4) does the same per 64 (Q4_K) / 128 (Q2_K) elements.
-
-@njit(cache=True, inline="always")
-def _rep_mins(bv, bs, bo, fmt):
-    if fmt == Q4_K:
-        return imul(bv, ipairs_hi(iload(bs, bo)))
-    return imul(bv, iload(bs, bo))
-
+# its gemm (the other tokens, by 4) does the same per 128 elements.
 
 @njit(cache=True, error_model="numpy")
 def _rrow2(w, r0, r1, qs, ad, bs, m, out, fmt):
@@ -170,7 +163,7 @@ def _rrow2(w, r0, r1, qs, ad, bs, m, out, fmt):
     bb = block_bytes(fmt)
     K = qs.shape[1]
     w0, w1 = r0 * w.shape[1], r1 * w.shape[1]
-    ds = 0 if fmt == Q4_K else 80        # byte offset of (d, dmin) in the block
+    ds = 80                              # byte offset of (d, dmin) in the block
     ahead = w0 + max(2 * w.shape[1], PREFETCH_BYTES)
     nl = (2 * bb + 63) // 64
     acc = fzero4()
@@ -181,9 +174,9 @@ def _rrow2(w, r0, r1, qs, ad, bs, m, out, fmt):
         t = m * K + 256 * b
         bo = 4 * (m * bs.shape[1] + 16 * b)
         u0, u1, u2, u3, s0, s1, s2, s3, bv = unpack(w, o0, fmt)
-        p0, c0 = ktok(u0, u1, u2, u3, s0, s1, s2, s3, qs, t), _rep_mins(bv, bs, bo, fmt)
+        p0, c0 = ktok(u0, u1, u2, u3, s0, s1, s2, s3, qs, t), imul(bv, iload(bs, bo))
         u0, u1, u2, u3, s0, s1, s2, s3, bv = unpack(w, o1, fmt)
-        p1, c1 = ktok(u0, u1, u2, u3, s0, s1, s2, s3, qs, t), _rep_mins(bv, bs, bo, fmt)
+        p1, c1 = ktok(u0, u1, u2, u3, s0, s1, s2, s3, qs, t), imul(bv, iload(bs, bo))
         sc = fmul4(halves2(w, o0 + ds, o1 + ds), fsplat4(ad[m, b]))   # [d0, dmin0, d1, dmin1] * d_a
         acc = ffma4(ihsum4f(p0, c0, p1, c1), sc, acc)
     out[m, r0] = lane(acc, 0) - lane(acc, 1)
@@ -193,20 +186,8 @@ def _rrow2(w, r0, r1, qs, ad, bs, m, out, fmt):
 
 @njit(cache=True, error_model="numpy", inline="always")
 def _gemm_step(w, o, u0, u1, u2, u3, s0, s1, s2, s3, bv, qs, t, bs, bo, da, a, am, fmt):
-    """One super-block of one token in llama.cpp's repacked gemm (groups of 4 tokens): the float
-    chains advance per 64 elements (Q4_K) / 128 elements (Q2_K) instead of per super-block."""
-    if fmt == Q4_K:
-        mins = imul(bv, ipairs_hi(iload(bs, bo)))   # lanes 8 + j: min_j x (sum of sub-block j)
-        dd, dm = f16at(w, o) * da, f16at(w, o + 2) * da
-        a = fma32(np.float32(ihsum(imul(dot(u0, load64(qs, t)), s0))), dd, a)
-        am = fma32(np.float32(ilane(mins, 8) + ilane(mins, 9)), dm, am)
-        a = fma32(np.float32(ihsum(imul(dot(u1, load64(qs, t + 64)), s1))), dd, a)
-        am = fma32(np.float32(ilane(mins, 10) + ilane(mins, 11)), dm, am)
-        a = fma32(np.float32(ihsum(imul(dot(u2, load64(qs, t + 128)), s2))), dd, a)
-        am = fma32(np.float32(ilane(mins, 12) + ilane(mins, 13)), dm, am)
-        a = fma32(np.float32(ihsum(imul(dot(u3, load64(qs, t + 192)), s3))), dd, a)
-        am = fma32(np.float32(ilane(mins, 14) + ilane(mins, 15)), dm, am)
-        return a, am
+    """One super-block of one token in llama.cpp's repacked Q2_K gemm (groups of 4 tokens): the
+    float chains advance per 128 elements instead of per super-block."""
     mins = imul(bv, iload(bs, bo))                  # lane g: min_g x (sum of 16-group g)
     dd, dm = f16at(w, o + 80) * da, f16at(w, o + 82) * da
     h0 = iadd(imul(dot(u0, load64(qs, t)), s0), imul(dot(u1, load64(qs, t + 64)), s1))
@@ -276,5 +257,4 @@ def _k_kernel(fmt):
     return mm
 
 
-mm_q4_k_packed = _k_kernel(Q4_K)   # ggml_gemv/gemm_q4_K_8x8_q8_K (AVX2 and up)
 mm_q2_k_packed = _k_kernel(Q2_K)   # ggml_gemv/gemm_q2_K_8x8_q8_K (AVX512)
