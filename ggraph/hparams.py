@@ -6,6 +6,8 @@ from dataclasses import dataclass, field
 from .errors import GGraphError
 from .gguf_file import GGUFFile
 
+ROPE_SCALING_TYPES = ("none", "linear", "yarn", "longrope")
+
 
 @dataclass
 class HParams:
@@ -35,6 +37,18 @@ class HParams:
     n_expert: int = 0
     n_expert_used: int = 0
     n_ff_exp: int = 0             # expert_feed_forward_length (0: n_ff)
+    n_ff_shexp: int = 0           # expert_shared_feed_forward_length (0: no shared expert)
+    expert_weights_scale: float = 0.0    # 0 or 1: unscaled
+    # rope scaling (llama_model_base::load_hparams); the context derives ext/attn factors from these
+    rope_scaling_type: str = "linear"    # none | linear | yarn | longrope
+    n_ctx_orig_yarn: int = 0
+    rope_attn_factor: float = 1.0
+    # per-arch keys, read by the archs that use them as llama.cpp's loaders do (0: off)
+    f_attn_logit_softcapping: float = 0.0   # attention logits = c * tanh(kq / c) (gemma2)
+    f_embedding_scale: float = 0.0          # granite: token embeddings times this
+    f_residual_scale: float = 0.0           # granite: attention / FFN outputs times this before the residual add
+    f_logit_scale: float = 0.0              # granite: logits divided by this
+    f_clamp_kqv: float = 0.0                # Q, K, V clamped to [-c, c] after the projections
 
     def is_swa(self, il: int) -> bool:
         return self.n_swa > 0 and bool(self.swa_layers) and self.swa_layers[il]
@@ -71,13 +85,17 @@ def load_hparams(f: GGUFFile) -> HParams:
     head_v = int(f.get_arch("attention.value_length", n_embd // n_head))
     tokens = f.get("tokenizer.ggml.tokens")
     n_vocab = int(f.get_arch("vocab_size", len(tokens) if tokens else 0))
-    scale = f.get_arch("rope.scaling.factor", 0.0) or 0.0
+    scale = f.get_arch("rope.scaling.factor", 0.0) or f.get_arch("rope.scale_linear", 0.0) or 0.0
+    rope_scaling = str(f.get_arch("rope.scaling.type", "linear"))
+    if rope_scaling not in ROPE_SCALING_TYPES:
+        raise GGraphError(f"{f.path}: {f.arch}.rope.scaling.type {rope_scaling!r} is not one of {', '.join(ROPE_SCALING_TYPES)}")
+    n_ctx_train = int(f.get_arch("context_length", 2048))
     n_expert = int(f.get_arch("expert_count", 0))
     n_expert_used = int(f.get_arch("expert_used_count", 0))
     if n_expert and not 0 < n_expert_used <= n_expert:
         raise GGraphError(f"{f.path}: {f.arch}.expert_used_count {n_expert_used} must be in [1, expert_count {n_expert}]")
     return HParams(
-        n_ctx_train=int(f.get_arch("context_length", 2048)),
+        n_ctx_train=n_ctx_train,
         n_embd=n_embd,
         n_layer=int(f.require_arch("block_count")) - int(f.get_arch("nextn_predict_layers", 0)),
         n_head=n_head,
@@ -94,4 +112,7 @@ def load_hparams(f: GGUFFile) -> HParams:
         n_expert=n_expert,
         n_expert_used=n_expert_used,
         n_ff_exp=int(f.get_arch("expert_feed_forward_length", 0)),
+        rope_scaling_type=rope_scaling,
+        n_ctx_orig_yarn=int(f.get_arch("rope.scaling.original_context_length", n_ctx_train)),
+        rope_attn_factor=float(f.get_arch("rope.scaling.attn_factor", 1.0)),
     )

@@ -23,24 +23,34 @@ LLM_NORM_RMS = "rms"
 # llm_ffn_op_type / llm_ffn_gate_type
 LLM_FFN_SILU = "silu"
 LLM_FFN_GELU = "gelu"
+LLM_FFN_RELU = "relu"
+LLM_FFN_RELU_SQR = "relu_sqr"
+LLM_FFN_SWIGLU = "swiglu"     # one tensor whose rows are [gate; up] (phi3's fused ffn_up)
+LLM_FFN_GEGLU = "geglu"
+LLM_FFN_REGLU = "reglu"
 LLM_FFN_SEQ = "seq"
 LLM_FFN_PAR = "par"
-_GLU_NAMES = {LLM_FFN_SILU: "swiglu", LLM_FFN_GELU: "geglu"}
+# type_op -> (gated op and its node name) for a parallel gate
+_GLU = {LLM_FFN_SILU: (ops.swiglu_split, "swiglu"), LLM_FFN_GELU: (ops.geglu_split, "geglu"),
+        LLM_FFN_RELU: (ops.reglu_split, "reglu")}
+# type_op -> the activation alone, as a chain of (op, node name)
+_ACT = {LLM_FFN_SILU: ((ops.silu, "silu"),), LLM_FFN_GELU: ((ops.gelu, "gelu"),),
+        LLM_FFN_RELU: ((ops.relu, "relu"),), LLM_FFN_RELU_SQR: ((ops.relu, "relu"), (ops.sqr, "sqr(relu)")),
+        LLM_FFN_SWIGLU: ((ops.swiglu, "swiglu"),), LLM_FFN_GEGLU: ((ops.geglu, "geglu"),),
+        LLM_FFN_REGLU: ((ops.reglu, "reglu"),)}
 
 
 def _glu(helper: str, type_op: str):
-    """The gated activation of type_op: (gate, up) -> act(gate) * up."""
-    fn = {LLM_FFN_SILU: ops.swiglu_split, LLM_FFN_GELU: ops.geglu_split}.get(type_op)
-    if fn is None:
-        raise GGraphError(f"{helper}: unsupported op {type_op!r} with a gate")
-    return fn
+    """The gated activation of type_op: (gate, up) -> act(gate) * up, and its node name."""
+    if type_op not in _GLU:
+        raise GGraphError(f"{helper}: unsupported op {type_op!r} with a parallel gate")
+    return _GLU[type_op]
 
 
 def _activation(helper: str, type_op: str):
-    fn = {LLM_FFN_SILU: ops.silu, LLM_FFN_GELU: ops.gelu}.get(type_op)
-    if fn is None:
+    if type_op not in _ACT:
         raise GGraphError(f"{helper}: unsupported op {type_op!r}")
-    return fn
+    return _ACT[type_op]
 
 
 # expert gating (llama_expert_gating_func_type)
@@ -83,6 +93,24 @@ class ContextParams:
     attn_factor: float = 1.0
     beta_fast: float = 32.0
     beta_slow: float = 1.0
+
+
+def context_params(hp, n_ctx: int) -> ContextParams:
+    """The rope parameters llama_context derives from the model's (no user overrides yet): no
+    scaling for type 'none', YaRN's extrapolation mix and its attention factor for 'yarn' (the
+    rope kernel multiplies by 1 + 0.1 ln(1/freq_scale) itself, which llama.cpp cancels here)."""
+    f32 = np.float32
+    freq_scale = 1.0 if hp.rope_scaling_type == "none" else hp.rope_freq_scale
+    ext_factor = 1.0 if hp.rope_scaling_type == "yarn" else 0.0
+    attn_factor = f32(1.0)
+    if ext_factor != 0.0:
+        factor = f32(1.0) / f32(freq_scale)
+        mscale = f32(1.0) if factor <= 1.0 else f32(0.1) * np.log(factor) + f32(1.0)
+        attn_factor = mscale * (f32(1.0) / (f32(1.0) + f32(0.1) * np.log(factor)))
+    attn_factor = f32(attn_factor * f32(hp.rope_attn_factor))
+    return ContextParams(n_ctx=n_ctx, freq_base=hp.rope_freq_base, freq_scale=freq_scale,
+                         n_ctx_orig=hp.n_ctx_orig_yarn or hp.n_ctx_train, ext_factor=ext_factor,
+                         attn_factor=float(attn_factor))
 
 
 # -- graph inputs (llm_graph_input_*): each owns its leaves and fills them from the ubatch --------
@@ -216,7 +244,10 @@ class LLMGraphContext:
     # -- inputs ------------------------------------------------------------------------------
     def build_inp_embd(self, tok_embd: Tensor) -> Tensor:
         inp = self.add_input(InputEmbd(self))
-        return self.cb(ops.get_rows(tok_embd, inp.tokens), "inp_embd")
+        cur = self.cb(ops.get_rows(tok_embd, inp.tokens), "inp_embd")
+        if self.hp.f_embedding_scale:      # granite
+            cur = self.cb(ops.scale(cur, self.hp.f_embedding_scale), "embd")
+        return cur
 
     def build_inp_pos(self) -> Tensor:
         return self.add_input(InputPos(self)).pos
@@ -256,34 +287,67 @@ class LLMGraphContext:
             cur = self.cb(ops.add(cur, b), "norm_b", il)
         return cur
 
-    def build_qkv(self, layer, cur: Tensor, n_embd_head: int, n_head: int, n_head_kv: int, il: int):
-        """Q, K, V projections (optional biases), reshaped to [head_dim, n_heads, n_tokens]."""
-        out = []
-        for w_name, b_name, nh, label in (("wq", "bq", n_head, "Qcur"), ("wk", "bk", n_head_kv, "Kcur"),
-                                          ("wv", "bv", n_head_kv, "Vcur")):
-            t = self.cb(self.build_lora_mm(getattr(layer, w_name), cur), label, il)
-            b = getattr(layer, b_name, None)
-            if b is not None:
-                t = self.cb(ops.add(t, b), label, il)
-            out.append(ops.reshape_3d(t, n_embd_head, nh, self.n_tokens))
+    def build_qkv(self, layer, cur: Tensor, n_embd_head: int, n_head: int, n_head_kv: int, il: int,
+                  reshape: bool = True):
+        """Q, K, V projections: fused layer.wqkv (+ wqkv_b) split by views, or separate wq / wk / wv
+        (+ biases); with reshape, [head_dim, n_heads, n_tokens] (the fused split is then a strided
+        view, read in place), without it contiguous [n_heads * head_dim, n_tokens] (olmoe norms the
+        whole projection before splitting heads)."""
+        n_q, n_k, n_v = n_embd_head * n_head, n_embd_head * n_head_kv, n_embd_head * n_head_kv
+        clamp = self.hp.f_clamp_kqv if reshape else 0.0
+        if getattr(layer, "wqkv", None) is not None:
+            qkv = self.cb(self.build_lora_mm(layer.wqkv, cur), "wqkv", il)
+            if getattr(layer, "wqkv_b", None) is not None:
+                qkv = self.cb(ops.add(qkv, layer.wqkv_b), "wqkv_b", il)
+            if clamp > 0.0:
+                qkv = self.cb(ops.clamp(qkv, -clamp, clamp), "wqkv_clamped", il)
+            esz, nb1 = row_size(qkv.type, 1), qkv.nb[1]
+            if reshape:
+                out = [ops.view_3d(qkv, n_embd_head, nh, self.n_tokens, esz * n_embd_head, nb1, esz * off)
+                       for nh, off in ((n_head, 0), (n_head_kv, n_q), (n_head_kv, n_q + n_k))]
+            else:
+                out = [ops.cont(ops.view_2d(qkv, n, self.n_tokens, nb1, esz * off))
+                       for n, off in ((n_q, 0), (n_k, n_q), (n_v, n_q + n_k))]
+        else:
+            out = []
+            for w_name, b_name, nh, label in (("wq", "bq", n_head, "Qcur"), ("wk", "bk", n_head_kv, "Kcur"),
+                                              ("wv", "bv", n_head_kv, "Vcur")):
+                t = self.build_lora_mm(getattr(layer, w_name), cur)
+                if reshape:
+                    self.cb(t, label, il)
+                b = getattr(layer, b_name, None)
+                if b is not None:
+                    t = ops.add(t, b)
+                    if reshape:
+                        self.cb(t, label, il)
+                if clamp > 0.0:
+                    t = self.cb(ops.clamp(t, -clamp, clamp), f"{label}_clamped", il)
+                out.append(ops.reshape_3d(t, n_embd_head, nh, self.n_tokens) if reshape else t)
+        if reshape:
+            for t, label in zip(out, ("Qcur", "Kcur", "Vcur")):
+                self.cb(t, label, il)
         return tuple(out)
 
     def build_attn(self, inp: InputAttnKV, wo: Tensor | None, wo_b: Tensor | None, q_cur: Tensor,
                    k_cur: Tensor, v_cur: Tensor, kq_b: Tensor | None, kq_scale: float, il: int) -> Tensor:
         """Write K/V of this ubatch into the cache, attend over the first n_kv cells, project."""
         kv, hp, n_tokens, n_kv = self.kv, self.hp, self.n_tokens, self.n_kv
-        if kq_b is not None:
-            raise GGraphError("build_attn: kq_b is not supported yet")
-        # cache writes (set_rows into cells k_idxs / v_idxs)
-        k_w = ops.set_rows(kv.k[il], ops.reshape_2d(k_cur, hp.n_embd_k_gqa, n_tokens), inp.k_idxs)
-        v_w = ops.set_rows(ops.transpose(kv.v[il]), ops.reshape_2d(v_cur, hp.n_embd_v_gqa, n_tokens), inp.v_idxs)
+        # cache writes (set_rows into cells k_idxs / v_idxs), from views when the heads of a token are
+        # adjacent (llama_kv_cache::cpy_k / cpy_v: a fused QKV's split is not contiguous per token)
+        k_2d = ops.view_2d(k_cur, hp.n_embd_k_gqa, n_tokens, k_cur.nb[2], 0)
+        if v_cur.nb[2] == row_size(v_cur.type, hp.n_embd_v_gqa):
+            v_2d = ops.reshape_2d(v_cur, hp.n_embd_v_gqa, n_tokens)
+        else:
+            v_2d = ops.cont_2d(v_cur, hp.n_embd_v_gqa, n_tokens)
+        k_w = ops.set_rows(kv.k[il], k_2d, inp.k_idxs)
+        v_w = ops.set_rows(ops.transpose(kv.v[il]), v_2d, inp.v_idxs)
         # cache reads, as views over the written storage
         hk, hv = self.n_embd_head_k, self.n_embd_head_v
         esz_k = row_size(kv.k[il].type, 1)
         k = ops.view(k_w, (hk, hp.n_head_kv, n_kv), (esz_k * hk, row_size(kv.k[il].type, hp.n_embd_k_gqa)))
         esz_v = row_size(kv.v[il].type, 1)
         v = ops.view(v_w, (n_kv, hv, hp.n_head_kv), (esz_v * kv.size, esz_v * kv.size * hv))
-        cur = self.build_attn_mha(q_cur, k, v, inp.get_kq_mask(hp, il), kq_scale, il)
+        cur = self.build_attn_mha(q_cur, k, v, kq_b, inp.get_kq_mask(hp, il), kq_scale, il)
         self.cb(cur, "kqv_out", il)
         if wo is not None:
             cur = self.build_lora_mm(wo, cur)
@@ -291,31 +355,47 @@ class LLMGraphContext:
             cur = ops.add(cur, wo_b)
         return cur
 
-    def build_attn_mha(self, q: Tensor, k: Tensor, v: Tensor, kq_mask: Tensor, kq_scale: float, il: int) -> Tensor:
-        """q [hd, n_head, n_tokens], k [hd, n_head_kv, n_kv], v [n_kv, hd_v, n_head_kv] (transposed)."""
+    def build_attn_mha(self, q: Tensor, k: Tensor, v: Tensor, kq_b: Tensor | None, kq_mask: Tensor,
+                       kq_scale: float, il: int) -> Tensor:
+        """q [hd, n_head, n_tokens], k [hd, n_head_kv, n_kv], v [n_kv, hd_v, n_head_kv] (transposed);
+        attention-logit softcap (gemma2) and kq_b added before the masked softmax."""
         q = ops.permute(q, 0, 2, 1, 3)                    # [hd, n_tokens, n_head]
         k = ops.permute(k, 0, 2, 1, 3)                    # [hd, n_kv, n_head_kv]
         kq = self.cb(ops.mul_mat(k, q), "kq", il)         # [n_kv, n_tokens, n_head]
+        cap = self.hp.f_attn_logit_softcapping
+        if cap:
+            kq = self.cb(ops.scale(kq, 1.0 / cap), "kq_scaled_1", il)
+            kq = self.cb(ops.tanh(kq), "kq_tanh", il)
+            kq = self.cb(ops.scale(kq, cap), "kq_scaled_2", il)
+        if kq_b is not None:
+            kq = self.cb(ops.add(kq, kq_b), "kq_plus_kq_b", il)
         kq = self.cb(ops.soft_max_ext(kq, kq_mask, kq_scale, 0.0), "kq_soft_max", il)
         kqv = self.cb(ops.mul_mat(v, kq), "kqv", il)      # [hd_v, n_tokens, n_head]
         cur = ops.permute(kqv, 0, 2, 1, 3)                # [hd_v, n_head, n_tokens]
         return ops.cont_2d(cur, cur.ne[0] * self.n_head, self.n_tokens)
 
-    def build_ffn(self, cur: Tensor, up: Tensor, up_b: Tensor | None, gate: Tensor | None, gate_b: Tensor | None,
-                  down: Tensor, down_b: Tensor | None, type_op: str, type_gate: str, il: int) -> Tensor:
-        tmp = self.cb(self.build_lora_mm(up, cur), "ffn_up", il)
+    def build_ffn(self, cur: Tensor, up: Tensor | None, up_b: Tensor | None, gate: Tensor | None,
+                  gate_b: Tensor | None, down: Tensor | None, down_b: Tensor | None, type_op: str,
+                  type_gate: str, il: int) -> Tensor:
+        """llama-graph.cpp build_ffn: up (+ bias); a gate read from the input (PAR: act(gate) * up,
+        one fused op) or from up's output (SEQ: act(gate(up))); the activation; down (+ bias)."""
+        tmp = self.cb(self.build_lora_mm(up, cur) if up is not None else cur, "ffn_up", il)
         if up_b is not None:
             tmp = self.cb(ops.add(tmp, up_b), "ffn_up_b", il)
         if gate is not None:
-            g = self.build_lora_mm(gate, tmp if type_gate == LLM_FFN_SEQ else cur)
-            self.cb(g, "ffn_gate", il)
+            cur = self.cb(self.build_lora_mm(gate, tmp if type_gate == LLM_FFN_SEQ else cur), "ffn_gate", il)
             if gate_b is not None:
-                g = self.cb(ops.add(g, gate_b), "ffn_gate_b", il)
-            cur = self.cb(_glu("build_ffn", type_op)(g, tmp), f"ffn_{_GLU_NAMES[type_op]}", il)
+                cur = self.cb(ops.add(cur, gate_b), "ffn_gate_b", il)
         else:
-            act = _activation("build_ffn", type_op)
-            cur = self.cb(act(tmp), f"ffn_{type_op}", il)
-        cur = self.build_lora_mm(down, cur)
+            cur = tmp
+        if gate is not None and type_gate == LLM_FFN_PAR:
+            fn, name = _glu("build_ffn", type_op)
+            cur = self.cb(fn(cur, tmp), f"ffn_{name}", il)
+        else:
+            for fn, name in _activation("build_ffn", type_op):
+                cur = self.cb(fn(cur), f"ffn_{name}", il)
+        if down is not None:
+            cur = self.build_lora_mm(down, cur)
         if down_b is not None:
             cur = self.cb(cur, "ffn_down", il)
             cur = ops.add(cur, down_b)
@@ -351,9 +431,12 @@ class LLMGraphContext:
         up = self.cb(ops.mul_mat_id(up_exps, x, selected), "ffn_moe_up", il)               # [n_ff, k, n_tokens]
         if gate_exps is not None:
             gate = self.cb(ops.mul_mat_id(gate_exps, x, selected), "ffn_moe_gate", il)
-            act = self.cb(_glu("build_moe_ffn", type_op)(gate, up), f"ffn_moe_{_GLU_NAMES[type_op]}", il)
+            fn, name = _glu("build_moe_ffn", type_op)
+            act = self.cb(fn(gate, up), f"ffn_moe_{name}", il)
         else:
-            act = _activation("build_moe_ffn", type_op)(up)
+            act = up
+            for fn, name in _activation("build_moe_ffn", type_op):
+                act = self.cb(fn(act), f"ffn_moe_{name}", il)
         experts = self.cb(ops.mul_mat_id(down_exps, act, selected), "ffn_moe_down", il)    # [n_embd, k, n_tokens]
         experts = self.cb(ops.mul(experts, weights), "ffn_moe_weighted", il)
 

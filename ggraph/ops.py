@@ -223,6 +223,14 @@ def tanh(a: Tensor) -> Tensor:
     return _unary("tanh", a)
 
 
+def relu(a: Tensor) -> Tensor:
+    return _unary("relu", a)
+
+
+def sqr(a: Tensor) -> Tensor:
+    return _unary("sqr", a)
+
+
 def swiglu_split(a: Tensor, b: Tensor) -> Tensor:
     """silu(a) * b (ggml_swiglu_split)."""
     if a.ne != b.ne:
@@ -235,6 +243,37 @@ def geglu_split(a: Tensor, b: Tensor) -> Tensor:
     if a.ne != b.ne:
         _fail("geglu", "operands differ in shape", a, b)
     return _g(a, b).new_tensor(F32, a.ne, "geglu", (a, b))
+
+
+def reglu_split(a: Tensor, b: Tensor) -> Tensor:
+    """relu(a) * b (ggml_reglu_split)."""
+    if a.ne != b.ne:
+        _fail("reglu", "operands differ in shape", a, b)
+    return _g(a, b).new_tensor(F32, a.ne, "reglu", (a, b))
+
+
+def _glu_fused(op: str, a: Tensor) -> Tensor:
+    """ggml_swiglu / geglu / reglu of one tensor: each row is [gate; up], halves of ne0 (the fused
+    ffn_up of phi3). The node reads its two halves through row views, as ggml's kernel does."""
+    if a.type != F32 or a.ne[0] % 2:
+        _fail(op, "expects F32 with an even ne0 (rows are [gate; up])", a)
+    nc = a.ne[0] // 2
+    ne = (nc,) + tuple(a.ne[1:])
+    gate = view(a, ne, a.nb[1:], 0)
+    up = view(a, ne, a.nb[1:], nc * a.nb[0])
+    return _g(a).new_tensor(F32, ne, op, (gate, up))
+
+
+def swiglu(a: Tensor) -> Tensor:
+    return _glu_fused("swiglu", a)
+
+
+def geglu(a: Tensor) -> Tensor:
+    return _glu_fused("geglu", a)
+
+
+def reglu(a: Tensor) -> Tensor:
+    return _glu_fused("reglu", a)
 
 
 def soft_max_ext(a: Tensor, mask: Tensor | None, scale: float, max_bias: float = 0.0) -> Tensor:
@@ -281,4 +320,12 @@ def reshape_2d(a: Tensor, ne0: int, ne1: int) -> Tensor:
 
 def reshape_3d(a: Tensor, ne0: int, ne1: int, ne2: int) -> Tensor:
     return reshape(a, ne0, ne1, ne2)
+
+
+def view_2d(a: Tensor, ne0: int, ne1: int, nb1: int, offset: int) -> Tensor:
+    return view(a, (ne0, ne1), (nb1,), offset)
+
+
+def view_3d(a: Tensor, ne0: int, ne1: int, ne2: int, nb1: int, nb2: int, offset: int) -> Tensor:
+    return view(a, (ne0, ne1, ne2), (nb1, nb2), offset)
 

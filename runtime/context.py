@@ -13,7 +13,7 @@ import numba
 import numpy as np
 
 from ggraph.errors import GGraphError
-from ggraph.llm import ContextParams, LLMGraphContext, UBatch
+from ggraph.llm import LLMGraphContext, UBatch, context_params
 
 from . import compile_helper, first_run
 from .executor import BufferArena, Plan
@@ -61,8 +61,7 @@ class Context:
         self._cold = None                       # first run: kernels not compiled yet (first_run.py)
         self._helped = False                    # a compile helper ran for this context (compile_helper.py)
         self.op_profile: dict | None = None     # set to {} to collect per-op [seconds, calls] (bench --profile)
-        self.cparams = ContextParams(n_ctx=self.kv.size, freq_base=hp.rope_freq_base, freq_scale=hp.rope_freq_scale,
-                                     n_ctx_orig=hp.n_ctx_train)
+        self.cparams = context_params(hp, self.kv.size)
         self._steps: OrderedDict[tuple, _Step] = OrderedDict()
         self.n_vocab = hp.n_vocab
 

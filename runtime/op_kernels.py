@@ -85,8 +85,12 @@ def _bind_norm(t, plan):
 
 def _bind_glu(kernel):
     def binder(t, plan):
-        g, u, out = (_rows(plan.array(s)) for s in (t.src[0], t.src[1], t))
-        return lambda: kernel(g, u, out)
+        g, u, out = plan.array(t.src[0]), plan.array(t.src[1]), _rows(plan.array(t))
+        if _is_c(g) and _is_c(u):
+            g2, u2 = _rows(g), _rows(u)
+            return lambda: kernel(g2, u2, out)
+        # the halves of a fused [gate; up] row (ops.swiglu): copied, so the kernel sees plain rows
+        return lambda: kernel(_rows(np.ascontiguousarray(g)), _rows(np.ascontiguousarray(u)), out)
     return binder
 
 
@@ -310,8 +314,11 @@ _BINDERS = {
     "mul_mat_id": _bind_mul_mat_id,
     "gelu": _unary_rows(elementwise.gelu_f32),
     "tanh": _bind_tanh,
+    "relu": _unary_rows(elementwise.relu_f32),
+    "sqr": _unary_rows(elementwise.sqr_f32),
     "swiglu": _bind_glu(elementwise.swiglu_f32),
     "geglu": _bind_glu(elementwise.geglu_f32),
+    "reglu": _bind_glu(elementwise.reglu_f32),
     "soft_max": _bind_soft_max,
     "rope": _bind_rope,
     "set_rows": _bind_set_rows,

@@ -2,6 +2,7 @@
 
 silu / swiglu: per row, chunks of 16 use ggml_v_silu (x / (1 + ggml_v_expf(-x))), the leftover
   n % 16 elements the scalar ggml_silu_f32 (x / (1 + expf(-x))); swiglu multiplies by g.
+relu / sqr / reglu: ggml_vec_relu_f32, x*x, g > 0 ? g*u : 0.
 gelu / geglu (GGML_GELU_FP16): x <= -10 -> 0, x >= 10 -> x, else a 65536-entry table indexed by
   the F16 bits of x, holding fp16(gelu_f32(fp16 value)) with
   gelu_f32(x) = 0.5*x*(1 + tanhf(sqrt(2/pi)*x*(1 + 0.044715*x*x))), the inner 1 + a*x*x
@@ -87,6 +88,34 @@ def gelu_f32(x, out):
 def geglu_f32(g, u, out):
     """gelu(g) * u."""
     _gelu_lookup(g, _f16_bits(g), gelu_table(), out, u, True)
+
+
+@njit(cache=True, parallel=True)
+def relu_f32(x, out):
+    """ggml_vec_relu_f32: x > 0 ? x : 0 (NaN and -0 give 0)."""
+    rows, n = x.shape
+    for r in prange(rows):
+        for i in range(n):
+            v = x[r, i]
+            out[r, i] = v if v > F32(0.0) else F32(0.0)
+
+
+@njit(cache=True, parallel=True)
+def sqr_f32(x, out):
+    rows, n = x.shape
+    for r in prange(rows):
+        for i in range(n):
+            out[r, i] = x[r, i] * x[r, i]
+
+
+@njit(cache=True, parallel=True)
+def reglu_f32(g, u, out):
+    """ggml_vec_reglu_f32: g > 0 ? g * u : 0."""
+    rows, n = g.shape
+    for r in prange(rows):
+        for i in range(n):
+            v = g[r, i]
+            out[r, i] = v * u[r, i] if v > F32(0.0) else F32(0.0)
 
 
 @njit(cache=True)
