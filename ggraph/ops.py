@@ -7,7 +7,8 @@ from __future__ import annotations
 from .errors import GGraphError
 from .graph import F16, F32, I32, Graph, Tensor, contiguous_nb, pad_ne
 
-# rope modes (ggml.h)
+# rope modes (ggml.h; llama_rope_type NONE for the archs without RoPE)
+ROPE_TYPE_NONE = -1
 ROPE_TYPE_NORM = 0
 ROPE_TYPE_NEOX = 2
 

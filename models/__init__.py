@@ -8,14 +8,19 @@ from importlib.metadata import entry_points
 from ggraph.errors import GGraphError
 from ggraph.model_base import ModelBase
 
+from .gemma2 import Gemma2Model
 from .gemma3 import Gemma3Model
+from .gpt2 import Gpt2Model
+from .granite import GraniteModel
 from .llama import LlamaModel
+from .olmoe import OlmoeModel
+from .phi3 import Phi3Model
 from .qwen2 import Qwen2Model
 from .qwen2moe import Qwen2MoeModel
 from .qwen3 import Qwen3Model, Qwen3MoeModel
 
-ARCHITECTURES = {cls.arch: cls for cls in (LlamaModel, Gemma3Model, Qwen2Model, Qwen2MoeModel, Qwen3Model,
-                                               Qwen3MoeModel)}
+ARCHITECTURES = {cls.arch: cls for cls in (LlamaModel, Gemma2Model, Gemma3Model, Gpt2Model, GraniteModel, OlmoeModel,
+                                               Phi3Model, Qwen2Model, Qwen2MoeModel, Qwen3Model, Qwen3MoeModel)}
 ENTRY_POINT_GROUP = "ggraph.models"
 
 

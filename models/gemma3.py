@@ -1,100 +1,19 @@
-"""gemma3: Gemma 3 (llama.cpp src/models/gemma3.cpp). Embeddings scaled by sqrt(n_embd), per-head
-q/k RMS norm, post-attention and post-FFN norms, GELU-gated FFN, NEOX rope, and sliding-window
-attention on 5 of every 6 layers (those use rope base 10000). Norm weights already hold 1 + w."""
-import math
-
-from ggraph import ops
-from ggraph.llm import LLM_FFN_GELU, LLM_FFN_PAR, LLM_NORM_RMS
-from ggraph.model_base import ModelBase
-from ggraph.ops import ROPE_TYPE_NEOX
+"""gemma3: Gemma 3 (llama.cpp src/models/gemma3.cpp): gemma2's graph (gemma2.py) with per-head Q/K RMS
+norms before RoPE, no attention-logit cap, sliding windows on 5 of every 6 layers (those use rope base
+10000) and a final-logit cap only when the GGUF gives one."""
+from .gemma2 import Gemma2Model
 
 
-class Gemma3Model(ModelBase):
+class Gemma3Model(Gemma2Model):
     arch = "gemma3"
-    rope_type = ROPE_TYPE_NEOX
+    qk_norm = True
 
     def load_arch_hparams(self, f):
         hp = self.hp
         hp.n_swa = int(f.get_arch("attention.sliding_window", 0))
         if hp.n_swa > 0:
-            pattern = f.get_arch("attention.sliding_window_pattern", 6)
-            if isinstance(pattern, list):
-                hp.swa_layers = [bool(x) for x in pattern]
-            else:
-                hp.set_swa_pattern(int(pattern))
+            self.load_swa_pattern(f, 6)
             hp.rope_freq_base_swa = float(f.get_arch("rope.freq_base_swa", 10000.0))
         hp.f_final_logit_softcapping = float(f.get_arch("final_logit_softcapping", 0.0))
         hp.f_norm_rms_eps = float(f.require_arch("attention.layer_norm_rms_epsilon"))
-        # gemma_pytorch: 27B scales by n_embd/n_head, the others by the head size
-        if hp.n_layer == 62:
-            hp.f_attention_scale = 1.0 / math.sqrt(hp.n_embd / hp.n_head)
-        else:
-            hp.f_attention_scale = 1.0 / math.sqrt(hp.n_embd_head_k)
-
-    def load_arch_tensors(self):
-        hp = self.hp
-        n_embd, n_ff, hd = hp.n_embd, hp.n_ff, hp.n_embd_head_k
-        t = self.create_tensor
-        self.tok_embd = t("token_embd.weight", (n_embd, hp.n_vocab))
-        self.output_norm = t("output_norm.weight", (n_embd,))
-        self.output = t("output.weight", (n_embd, hp.n_vocab), optional=True) or self.tok_embd
-        for i, layer in enumerate(self.layers):
-            layer.attn_norm = t(f"blk.{i}.attn_norm.weight", (n_embd,))
-            layer.wq = t(f"blk.{i}.attn_q.weight", (n_embd, hd * hp.n_head))
-            layer.wk = t(f"blk.{i}.attn_k.weight", (n_embd, hp.n_embd_k_gqa))
-            layer.wv = t(f"blk.{i}.attn_v.weight", (n_embd, hp.n_embd_v_gqa))
-            layer.wo = t(f"blk.{i}.attn_output.weight", (hd * hp.n_head, n_embd))
-            layer.attn_post_norm = t(f"blk.{i}.post_attention_norm.weight", (n_embd,))
-            layer.attn_k_norm = t(f"blk.{i}.attn_k_norm.weight", (hd,))
-            layer.attn_q_norm = t(f"blk.{i}.attn_q_norm.weight", (hd,))
-            layer.ffn_norm = t(f"blk.{i}.ffn_norm.weight", (n_embd,))
-            layer.ffn_gate = t(f"blk.{i}.ffn_gate.weight", (n_embd, n_ff))
-            layer.ffn_up = t(f"blk.{i}.ffn_up.weight", (n_embd, n_ff))
-            layer.ffn_down = t(f"blk.{i}.ffn_down.weight", (n_ff, n_embd))
-            layer.ffn_post_norm = t(f"blk.{i}.post_ffw_norm.weight", (n_embd,))
-
-    def build_graph(self, g):
-        hp = self.hp
-        hd = hp.n_embd_head_k
-        inpL = g.build_inp_embd(self.tok_embd)
-        inpL = g.cb(ops.scale(inpL, math.sqrt(hp.n_embd)), "inp_scaled")
-        inp_pos = g.build_inp_pos()
-        inp_attn = g.build_attn_inp_kv_iswa() if hp.n_swa > 0 else g.build_attn_inp_kv()
-        inp_out_ids = g.build_inp_out_ids()
-
-        for il, layer in enumerate(self.layers):
-            rope = (inp_pos, None, g.n_rot, g.rope_type, g.n_ctx_orig, g.rope_freq_base(il), g.rope_freq_scale(il),
-                    g.ext_factor, g.attn_factor, g.beta_fast, g.beta_slow)
-            cur = g.cb(g.build_norm(inpL, layer.attn_norm, None, LLM_NORM_RMS, il), "attn_norm", il)
-
-            Qcur, Kcur, Vcur = g.build_qkv(layer, cur, hd, hp.n_head, hp.n_head_kv, il)
-            Qcur = g.cb(g.build_norm(Qcur, layer.attn_q_norm, None, LLM_NORM_RMS, il), "Qcur_normed", il)
-            Qcur = ops.rope_ext(Qcur, *rope)
-            Kcur = g.cb(g.build_norm(Kcur, layer.attn_k_norm, None, LLM_NORM_RMS, il), "Kcur_normed", il)
-            Kcur = ops.rope_ext(Kcur, *rope)
-            g.cb(Qcur, "Qcur", il)
-            g.cb(Kcur, "Kcur", il)
-            g.cb(Vcur, "Vcur", il)
-            Qcur = ops.scale(Qcur, hp.f_attention_scale)
-
-            cur = g.build_attn(inp_attn, layer.wo, None, Qcur, Kcur, Vcur, None, 1.0, il)
-            if il == g.n_layer - 1:
-                cur = ops.get_rows(cur, inp_out_ids)
-                inpL = ops.get_rows(inpL, inp_out_ids)
-            cur = g.cb(g.build_norm(cur, layer.attn_post_norm, None, LLM_NORM_RMS, il), "attn_post_norm", il)
-            sa_out = g.cb(ops.add(cur, inpL), "sa_out", il)
-
-            cur = g.cb(g.build_norm(sa_out, layer.ffn_norm, None, LLM_NORM_RMS, il), "ffn_norm", il)
-            cur = g.build_ffn(cur, layer.ffn_up, None, layer.ffn_gate, None, layer.ffn_down, None,
-                              LLM_FFN_GELU, LLM_FFN_PAR, il)
-            g.cb(cur, "ffn_out", il)
-            cur = g.cb(g.build_norm(cur, layer.ffn_post_norm, None, LLM_NORM_RMS, -1), "ffn_post_norm", il)
-            inpL = g.cb(ops.add(cur, sa_out), "l_out", il)
-
-        cur = g.cb(g.build_norm(inpL, self.output_norm, None, LLM_NORM_RMS, -1), "result_norm")
-        g.res.t_embd = cur
-        cur = g.build_lora_mm(self.output, cur)
-        if hp.f_final_logit_softcapping:
-            cur = ops.scale(ops.tanh(ops.scale(cur, 1.0 / hp.f_final_logit_softcapping)), hp.f_final_logit_softcapping)
-        cur = g.cb(cur, "result_output")
-        g.res.t_logits = cur
+        self.set_attention_scale(62)

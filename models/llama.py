@@ -11,6 +11,7 @@ class LlamaModel(ModelBase):
     arch = "llama"
     rope_type = ROPE_TYPE_NORM
     moe_norm_w = True       # Mixtral: expert weights renormalised over the selected experts
+    use_rope = True         # granite can switch RoPE off
 
     def load_arch_hparams(self, f):
         self.hp.f_norm_rms_eps = float(f.require_arch("attention.layer_norm_rms_epsilon"))
@@ -75,7 +76,6 @@ class LlamaModel(ModelBase):
 
     def build_graph(self, g):
         hp = self.hp
-        n_embd_head = hp.n_embd_head_v
         inpL = g.build_inp_embd(self.tok_embd)
         inp_pos = g.build_inp_pos()
         inp_attn = g.build_attn_inp_kv()
@@ -86,14 +86,14 @@ class LlamaModel(ModelBase):
             inpSA = inpL
             cur = g.cb(g.build_norm(inpL, layer.attn_norm, None, LLM_NORM_RMS, il), "attn_norm", il)
 
-            Qcur, Kcur, Vcur = g.build_qkv(layer, cur, n_embd_head, hp.n_head, hp.n_head_kv, il)
-            if layer.attn_q_norm is not None:
-                Qcur = g.cb(g.build_norm(Qcur, layer.attn_q_norm, None, LLM_NORM_RMS, il), "Qcur_normed", il)
-                Kcur = g.cb(g.build_norm(Kcur, layer.attn_k_norm, None, LLM_NORM_RMS, il), "Kcur_normed", il)
-            rope = (inp_pos, layer.rope_freqs, g.n_rot, g.rope_type, g.n_ctx_orig, g.freq_base, g.freq_scale,
-                    g.ext_factor, g.attn_factor, g.beta_fast, g.beta_slow)
-            Qcur = g.cb(ops.rope_ext(Qcur, *rope), "Qcur", il)
-            Kcur = g.cb(ops.rope_ext(Kcur, *rope), "Kcur", il)
+            Qcur, Kcur, Vcur = self.build_layer_qkv(g, layer, cur, il)
+            if self.use_rope:
+                rope = (inp_pos, layer.rope_freqs, g.n_rot, g.rope_type, g.n_ctx_orig, g.freq_base, g.freq_scale,
+                        g.ext_factor, g.attn_factor, g.beta_fast, g.beta_slow)
+                Qcur = ops.rope_ext(Qcur, *rope)
+                Kcur = ops.rope_ext(Kcur, *rope)
+            g.cb(Qcur, "Qcur", il)
+            g.cb(Kcur, "Kcur", il)
             g.cb(Vcur, "Vcur", il)
 
             cur = g.build_attn(inp_attn, layer.wo, layer.wo_b, Qcur, Kcur, Vcur, None, kq_scale, il)
@@ -101,10 +101,14 @@ class LlamaModel(ModelBase):
             if il == g.n_layer - 1:
                 cur = ops.get_rows(cur, inp_out_ids)
                 inpSA = ops.get_rows(inpSA, inp_out_ids)
+            if hp.f_residual_scale:     # granite
+                cur = ops.scale(cur, hp.f_residual_scale)
             ffn_inp = g.cb(ops.add(cur, inpSA), "ffn_inp", il)
 
             cur = g.cb(g.build_norm(ffn_inp, layer.ffn_norm, None, LLM_NORM_RMS, il), "ffn_norm", il)
             cur = g.cb(self.build_layer_ffn(g, layer, cur, il), "ffn_out", il)
+            if hp.f_residual_scale:
+                cur = ops.scale(cur, hp.f_residual_scale)
             cur = g.cb(ops.add(cur, ffn_inp), "l_out", il)
             inpL = cur
 
@@ -113,8 +117,20 @@ class LlamaModel(ModelBase):
         cur = g.build_lora_mm(self.output, cur)
         if self.output_b is not None:
             cur = ops.add(cur, self.output_b)
+        if hp.f_logit_scale:            # granite
+            cur = ops.scale(cur, 1.0 / hp.f_logit_scale)
         cur = g.cb(cur, "result_output")
         g.res.t_logits = cur
+
+    def build_layer_qkv(self, g, layer, cur, il):
+        """Q, K, V [head_dim, n_heads, n_tokens] before RoPE: the projections, then the optional per-head
+        Q/K norms (qwen3). olmoe overrides it to norm the whole projections first."""
+        hp = self.hp
+        Qcur, Kcur, Vcur = g.build_qkv(layer, cur, hp.n_embd_head_v, hp.n_head, hp.n_head_kv, il)
+        if layer.attn_q_norm is not None:
+            Qcur = g.cb(g.build_norm(Qcur, layer.attn_q_norm, None, LLM_NORM_RMS, il), "Qcur_normed", il)
+            Kcur = g.cb(g.build_norm(Kcur, layer.attn_k_norm, None, LLM_NORM_RMS, il), "Kcur_normed", il)
+        return Qcur, Kcur, Vcur
 
     def build_layer_ffn(self, g, layer, cur, il):
         hp = self.hp
@@ -123,4 +139,4 @@ class LlamaModel(ModelBase):
                                layer.ffn_down, layer.ffn_down_b, LLM_FFN_SILU, LLM_FFN_PAR, il)
         return g.build_moe_ffn(cur, layer.ffn_gate_inp, layer.ffn_up_exps, layer.ffn_gate_exps,   # MoE branch
                                layer.ffn_down_exps, hp.n_expert, hp.n_expert_used, LLM_FFN_SILU,
-                               self.moe_norm_w, 0.0, LLAMA_EXPERT_GATING_FUNC_TYPE_SOFTMAX, il)
+                               self.moe_norm_w, hp.expert_weights_scale, LLAMA_EXPERT_GATING_FUNC_TYPE_SOFTMAX, il)

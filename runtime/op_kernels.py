@@ -37,7 +37,7 @@ def _is_c(a: np.ndarray) -> bool:
     return a.flags.c_contiguous
 
 
-NUMPY_OPS = ("add", "mul", "div", "scale", "clamp", "tanh", "get_rows", "set_rows", "cont", "cpy", "mul_mat_id")
+NUMPY_OPS = ("add", "mul", "div", "scale", "clamp", "get_rows", "set_rows", "cont", "cpy", "mul_mat_id")
 MIN_PARALLEL_ROWS = 16
 
 
@@ -118,11 +118,6 @@ def _bind_binary(ufunc, flat_kernel):
 def _bind_scale(t, plan):
     a, out, s = plan.array(t.src[0]), plan.array(t), np.float32(t.params["s"])
     return lambda: np.multiply(a, s, out=out)
-
-
-def _bind_tanh(t, plan):
-    a, out = plan.array(t.src[0]), plan.array(t)
-    return lambda: np.tanh(a, out=out)     # numpy's float32 tanh (ggml calls tanhf)
 
 
 def _bind_get_rows(t, plan):
@@ -313,7 +308,7 @@ _BINDERS = {
     "argsort": _bind_argsort,
     "mul_mat_id": _bind_mul_mat_id,
     "gelu": _unary_rows(elementwise.gelu_f32),
-    "tanh": _bind_tanh,
+    "tanh": _unary_rows(elementwise.tanh_f32),
     "relu": _unary_rows(elementwise.relu_f32),
     "sqr": _unary_rows(elementwise.sqr_f32),
     "swiglu": _bind_glu(elementwise.swiglu_f32),

@@ -8,7 +8,7 @@ per step. Stored per position: the top-K logits and their ids, and the log-sum-e
 row (so probabilities of the stored ids are exact).
 Also stored: llama.cpp against itself when the same prompt is fed token by token (full-vocabulary
 KL per position, top-1 agreement, identical continuations): the spread ggraph is measured against.
-For a mixture-of-experts llama (GGUF key llama.expert_count), qwen3moe or qwen2moe, also stored: layer 0's
+For a mixture-of-experts llama (GGUF key llama.expert_count), qwen3moe, qwen2moe or olmoe, also stored: layer 0's
 routing per prompt position from an independent float64 numpy pass over the GGUF weights (not
 llama.cpp's numbers; for F32 weights mostly within ~2e-7 of llama.cpp's ffn_moe_probs-0, at ~1% of
 positions up to ~1e-4 (qwen3moe, qwen2moe) where an F16 rounding of Q, K or the attention probabilities
@@ -28,7 +28,8 @@ The committed fixtures (models from scripts/make_tiny_llama.py, seed 0):
     tests/fixtures/llamacpp_tiny_moe_f32.npz  tiny-moe-F32.gguf (--config moe), --top-k 32
     tests/fixtures/llamacpp_tiny_moe_q8_0.npz tiny-moe-Q8_0.gguf (--config moe --type Q8_0), --top-k 32
 and from scripts/make_tiny_model.py (seed 0), each with --top-k 32 --n-gen 32 --threads 1 and --model-cmd
-(their source strings hold both commands), ARCH in qwen2 qwen3 qwen3moe qwen2moe, TYPE in F32 Q8_0:
+(their source strings hold both commands), ARCH in qwen2 qwen3 qwen3moe qwen2moe gpt2 phi3 olmoe gemma2
+granite, TYPE in F32 Q8_0:
     tests/fixtures/llamacpp_tiny_ARCH_{f32,q8_0}.npz  tiny-ARCH-TYPE.gguf (make_tiny_model.py ARCH --type TYPE)
 """
 from __future__ import annotations
@@ -84,10 +85,11 @@ def _rope_neox(v, c, s):
 
 
 # archs whose layer 0 moe_layer0_routing knows (llama.cpp's llama_model_rope_type: llama NORM, qwen NEOX)
-ROPE_NEOX = {"llama": False, "qwen3moe": True, "qwen2moe": True}
+ROPE_NEOX = {"llama": False, "qwen3moe": True, "qwen2moe": True, "olmoe": True}
 # l0_source's note on the attention, per arch (llama: none)
 ATTN_NOTE = {"qwen3moe": "; Q/K RMS-normed per head before rope, rope NEOX",
-             "qwen2moe": "; Q/K/V biases, rope NEOX (the shared expert does not enter the router)"}
+             "qwen2moe": "; Q/K/V biases, rope NEOX (the shared expert does not enter the router)",
+             "olmoe": "; Q/K RMS-normed over the whole projection before the head split, rope NEOX"}
 
 
 def routing_arch(model_path):
@@ -130,9 +132,11 @@ def moe_layer0_routing(model_path, prompt_ids):
         cs = np.cos(ang)[:, None, :], np.sin(ang)[:, None, :]
         h = rms(x, W["blk.0.attn_norm.weight"])
         proj = lambda n: h @ W[f"blk.0.attn_{n}.weight"].T + W.get(f"blk.0.attn_{n}.bias", 0.0)
-        q = proj("q").reshape(T, n_head, hd)
-        k = proj("k").reshape(T, n_kv, hd)
-        if "blk.0.attn_q_norm.weight" in W:
+        q, k = proj("q"), proj("k")
+        if arch == "olmoe":         # norms over the whole projection, before the head split
+            q, k = rms(q, W["blk.0.attn_q_norm.weight"]), rms(k, W["blk.0.attn_k_norm.weight"])
+        q, k = q.reshape(T, n_head, hd), k.reshape(T, n_kv, hd)
+        if "blk.0.attn_q_norm.weight" in W and arch != "olmoe":
             q, k = rms(q, W["blk.0.attn_q_norm.weight"]), rms(k, W["blk.0.attn_k_norm.weight"])
         q, k = rope(q, *cs), rope(k, *cs)
         v = proj("v").reshape(T, n_kv, hd)

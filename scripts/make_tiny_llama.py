@@ -16,10 +16,15 @@ from __future__ import annotations
 
 import argparse
 import collections
+import os
+import sys
 
 import numpy as np
 from gguf import GGMLQuantizationType, GGUFWriter, TokenType
 from gguf.quants import quantize
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import kquants  # noqa: E402  (scripts/kquants.py, beside this script)
 
 TEXT = """The cat sat on the mat. The dog ran in the park and the bird sang in the tree.
 Once upon a time there was a little girl who lived in a village near the forest.
@@ -119,7 +124,9 @@ def add_weight(w: GGUFWriter, name: str, x: np.ndarray, qtype: GGMLQuantizationT
     if qtype == GGMLQuantizationType.F32:
         w.add_tensor(name, x)
     else:
-        q = quantize(x.reshape(-1, x.shape[-1]), qtype)
+        rows = x.reshape(-1, x.shape[-1])
+        # K-quants: scripts/kquants.py, the numpy port of llama.cpp's *_ref quantizers (gguf-py has none)
+        q = kquants.quantize(rows, qtype.name) if qtype.name in kquants.BLOCK_BYTES else quantize(rows, qtype)
         w.add_tensor(name, q.reshape(x.shape[:-1] + q.shape[-1:]), raw_dtype=qtype)
 
 

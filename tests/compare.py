@@ -111,3 +111,25 @@ def llamacpp_self_spread(fixture_path: str) -> Agreement:
     same = int(fx["self_same"].sum())
     return Agreement(float(kl.mean()), float(kl.max()), float(fx["self_top1"].mean()), same,
                      int(fx["self_same"].size), int(kl.size))
+
+
+def assert_routing_matches_fixture(model_path: str, fixture_path: str, quantized: bool, every: int = 3) -> int:
+    """Layer 0's selected experts (ffn_moe_topk-0, best first) against the independent float64 numpy
+    routing stored in the fixture (l0_experts / l0_probs), on every `every`-th prompt; for quantized
+    weights, whose activations llama.cpp rounds to 8 bits first, only where the 1st, 2nd and 3rd
+    experts are each more than 0.05 apart. Returns the number of positions checked."""
+    from conftest import load_script
+    fx = np.load(fixture_path)
+    dump = load_script("llamacpp_dump")
+    off, k = fx["offsets"], fx["l0_experts"].shape[1]
+    checked = 0
+    for i in range(0, len(off) - 1, every):
+        a, b = off[i], off[i + 1]
+        nodes = dump.ggraph_nodes(model_path, fx["ids"][a:b].tolist())
+        ours = np.asarray(nodes["ffn_moe_topk-0"]).reshape(b - a, k)
+        ref, probs = fx["l0_experts"][a:b], np.sort(fx["l0_probs"][a:b], axis=1)[:, ::-1]
+        gaps = -np.diff(probs[:, :3], axis=1)
+        keep = (gaps > 0.05).all(axis=1) if quantized else np.ones(b - a, bool)
+        assert np.array_equal(ours[keep], ref[keep]), f"{fixture_path}: prompt {i}: experts differ"
+        checked += int(keep.sum())
+    return checked

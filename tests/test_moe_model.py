@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 import ggraph
-from compare import assert_bit_exact_with_fixture
+from compare import assert_bit_exact_with_fixture, assert_routing_matches_fixture
 from conftest import load_script
 
 FIXTURES = os.path.join(os.path.dirname(__file__), "fixtures")
@@ -41,21 +41,7 @@ def test_cli_runs_the_moe_model(moe):
 
 
 def test_layer0_routing_picks_the_float64_reference_experts(moe):
-    """ffn_moe_topk-0 (best expert first) against an independent float64 numpy forward of layer 0
-    stored in the fixture (l0_experts / l0_probs); for Q8_0, whose activations llama.cpp rounds to
-    8 bits first, only where the 1st, 2nd and 3rd experts are each more than 0.05 apart."""
+    """ffn_moe_topk-0 against an independent float64 numpy forward of layer 0 stored in the fixture."""
     t, path = moe
-    fx = np.load(os.path.join(FIXTURES, f"llamacpp_tiny_moe_{t.lower()}.npz"))
-    dump = load_script("llamacpp_dump")
-    off = fx["offsets"]
-    checked = 0
-    for i in range(0, len(off) - 1, 3):
-        a, b = off[i], off[i + 1]
-        nodes = dump.ggraph_nodes(path, fx["ids"][a:b].tolist())
-        ours = np.asarray(nodes["ffn_moe_topk-0"]).reshape(b - a, 2)
-        ref, probs = fx["l0_experts"][a:b], np.sort(fx["l0_probs"][a:b], axis=1)[:, ::-1]
-        gaps = -np.diff(probs[:, :3], axis=1)
-        keep = np.ones(b - a, bool) if t == "F32" else (gaps > 0.05).all(axis=1)
-        assert np.array_equal(ours[keep], ref[keep]), f"prompt {i}"
-        checked += int(keep.sum())
-    assert checked > 100
+    fixture = os.path.join(FIXTURES, f"llamacpp_tiny_moe_{t.lower()}.npz")
+    assert assert_routing_matches_fixture(path, fixture, quantized=t != "F32") > 100

@@ -461,6 +461,8 @@ class _GGML:
             "ggml_rms_norm": (P, [P, P, F]), "ggml_norm": (P, [P, P, F]),
             "ggml_silu": (P, [P, P]), "ggml_gelu": (P, [P, P]),
             "ggml_swiglu_split": (P, [P, P, P]), "ggml_geglu_split": (P, [P, P, P]),
+            "ggml_reglu_split": (P, [P, P, P]), "ggml_swiglu": (P, [P, P]), "ggml_geglu": (P, [P, P]),
+            "ggml_relu": (P, [P, P]), "ggml_sqr": (P, [P, P]), "ggml_tanh": (P, [P, P]),
             "ggml_soft_max_ext": (P, [P, P, P, F, F]),
             "ggml_rope_ext": (P, [P, P, P, P, I, I, I, F, F, F, F, F, F]),
             "ggml_mul_mat": (P, [P, P, P]), "ggml_permute": (P, [P, P, I, I, I, I]),
@@ -544,6 +546,10 @@ def test_llamacpp_norms_and_activations(ggml, n):
         (lambda o: elementwise.gelu_f32(x, o), lambda c, t: ggml.gelu(c, t(x))),
         (lambda o: elementwise.swiglu_f32(x, u, o), lambda c, t: ggml.swiglu_split(c, t(x), t(u))),
         (lambda o: elementwise.geglu_f32(x, u, o), lambda c, t: ggml.geglu_split(c, t(x), t(u))),
+        (lambda o: elementwise.reglu_f32(x, u, o), lambda c, t: ggml.reglu_split(c, t(x), t(u))),
+        (lambda o: elementwise.relu_f32(x, o), lambda c, t: ggml.relu(c, t(x))),
+        (lambda o: elementwise.sqr_f32(x, o), lambda c, t: ggml.sqr(c, t(x))),
+        (lambda o: elementwise.tanh_f32(x / F32(7.0), o), lambda c, t: ggml.tanh(c, t(x / F32(7.0)))),
     ]
     for ours, theirs in cases:
         out = np.empty_like(x)
@@ -648,6 +654,65 @@ def test_tanh_op_through_the_executor():
     plan.run()
     ref = 30.0 * np.tanh(xv.astype(np.float64) / 30.0)
     np.testing.assert_allclose(plan.outputs["y"].reshape(3, 37), ref, rtol=1e-6, atol=1e-5)
+
+
+def _run_graph(build, xv):
+    """One-input graph through the executor: build(x tensor) -> output tensor."""
+    from ggraph.graph import F32 as T_F32, Graph
+    from ggraph.runtime.executor import Plan
+    g = Graph()
+    x = g.input("x", T_F32, tuple(reversed(xv.shape)))
+    g.set_output(build(x), "y")
+    plan = Plan(g, {}, {})
+    plan.inputs["x"][...] = xv
+    plan.run()
+    return plan.outputs["y"]
+
+
+@pytest.mark.parametrize("n", [5, 16, 37, 576])
+def test_relu_sqr_reglu_tanh(n):
+    rng = np.random.default_rng(7 + n)
+    x, u = rows(rng, 4, n), rows(rng, 4, n)
+    x[1, :3] = [0.0, -0.0, np.nan] if n >= 3 else x[1, :3]
+    x64, u64 = x.astype(np.float64), u.astype(np.float64)
+    relu64 = np.where(x64 > 0, x64, 0.0)        # ggml: x > 0 ? x : 0 (NaN and -0 give +0)
+    for kernel, args, ref in ((elementwise.relu_f32, (x,), relu64), (elementwise.sqr_f32, (x,), x64 * x64),
+                              (elementwise.reglu_f32, (x, u), relu64 * u64),
+                              (elementwise.tanh_f32, (x / F32(7.0),), np.tanh(x64 / 7.0))):
+        out = np.empty_like(x)
+        kernel(*args, out)
+        ok = np.isfinite(ref)
+        assert nmse(out[ok], ref[ok]) < 1e-13, kernel
+    out = np.empty_like(x)
+    elementwise.relu_f32(x, out)
+    assert not np.signbit(out).any() and not np.isnan(out).any()
+
+
+@pytest.mark.parametrize("op", ["swiglu", "geglu", "reglu"])
+def test_fused_glu_splits_rows_into_gate_and_up(op):
+    """ops.swiglu(x) on [gate; up] rows (phi3's fused ffn_up) through the executor = the split op on the
+    two halves, bit for bit, and close to float64."""
+    from ggraph import ops
+    xv = rows(np.random.default_rng(3), 6, 2 * 40)
+    fused = _run_graph(getattr(ops, op), xv).reshape(6, 40)
+    split = np.empty((6, 40), F32)
+    {"swiglu": elementwise.swiglu_f32, "geglu": elementwise.geglu_f32,
+     "reglu": elementwise.reglu_f32}[op](np.ascontiguousarray(xv[:, :40]), np.ascontiguousarray(xv[:, 40:]), split)
+    assert_bits_equal(fused, split)
+    g, u = xv[:, :40].astype(np.float64), xv[:, 40:].astype(np.float64)
+    with np.errstate(over="ignore"):       # exp(-g) of large negative g: inf, act -> 0 as it should
+        act = {"swiglu": g / (1 + np.exp(-g)), "geglu": g / (1 + np.exp(-1.5957691216 * (g + 0.044715 * g ** 3))),
+               "reglu": np.where(g > 0, g, 0.0)}[op]
+    assert nmse(fused, act * u) < (1e-6 if op == "geglu" else 1e-12)
+
+
+@pytest.mark.llamacpp
+@pytest.mark.parametrize("op", ["swiglu", "geglu"])
+def test_llamacpp_fused_glu(ggml, op):
+    from ggraph import ops
+    xv = rows(np.random.default_rng(4), 5, 2 * 576)
+    ours = _run_graph(getattr(ops, op), xv).reshape(5, 576)
+    assert_bits_equal(ours, ggml.run(lambda c, t: getattr(ggml, op)(c, t(xv))))
 
 
 @pytest.mark.parametrize("shape", BMM_SHAPES + [(3, 9, 1000, 7, 64), (1, 4, 64, 5, 1024)])
