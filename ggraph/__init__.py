@@ -10,6 +10,7 @@ Layers (arrows point down):  ggraph.runtime  ->  ggraph.models  ->  ggraph (buil
     ids = model.tokenize("The cat sat")
     ctx = model.new_context(n_ctx=2048, n_threads=2)
     logits = ctx.decode(ids, logits_all=True)
+    llm = ggraph.Llama("smollm2")                 # llama-cpp-python's API (ggraph.runtime.api)
 """
 from .errors import GGraphError
 
@@ -29,4 +30,12 @@ def register_model(cls, replace: bool = False):
     return _register(cls, replace)
 
 
-__all__ = ["GGraphError", "load", "register_model", "__version__"]
+def __getattr__(name):
+    # ggraph.Llama is the runtime's: imported on first use, so the builder layer stays runtime-free
+    if name == "Llama":
+        from .runtime.api import Llama
+        return Llama
+    raise AttributeError(f"module 'ggraph' has no attribute {name!r}")
+
+
+__all__ = ["GGraphError", "Llama", "load", "register_model", "__version__"]
