@@ -49,6 +49,7 @@ class HParams:
     f_residual_scale: float = 0.0           # granite: attention / FFN outputs times this before the residual add
     f_logit_scale: float = 0.0              # granite: logits divided by this
     f_clamp_kqv: float = 0.0                # Q, K, V clamped to [-c, c] after the projections
+    f_max_alibi_bias: float = 0.0           # ALiBi (attention.max_alibi_bias): the mask holds -|i - j|
 
     def is_swa(self, il: int) -> bool:
         return self.n_swa > 0 and bool(self.swa_layers) and self.swa_layers[il]

@@ -152,15 +152,17 @@ class InputOutIds(GraphInput):
         arr(self.out_ids)[:] = ub.out_ids
 
 
-def kq_mask(ub: UBatch, n_swa: int = 0) -> np.ndarray:
+def kq_mask(ub: UBatch, n_swa: int = 0, alibi: bool = False) -> np.ndarray:
     """llama_kv_cache::set_input_kq_mask for one sequence: 0 where token i may attend to cell j
     (causal: the cell holds a position <= the token's), -inf elsewhere; [n_tokens, n_kv].
-    n_swa > 0 also masks cells n_swa or more positions back (llama_hparams::is_masked_swa, STANDARD)."""
+    n_swa > 0 also masks cells n_swa or more positions back (llama_hparams::is_masked_swa, STANDARD).
+    alibi: visible cells hold -|p_i - p_j| instead of 0 (soft_max_ext scales it per head)."""
     p, cp = ub.pos[:, None], ub.kv_pos[None, :]
     visible = (cp >= 0) & (cp <= p)
     if n_swa > 0:
         visible &= p - cp < n_swa
-    return np.where(visible, np.float32(0.0), np.float32(-np.inf))
+    inside = -np.abs(p - cp).astype(np.float32) if alibi else np.float32(0.0)
+    return np.where(visible, inside, np.float32(-np.inf)).astype(np.float32)
 
 
 class InputAttnKV(GraphInput):
@@ -181,9 +183,10 @@ class InputAttnKV(GraphInput):
     def set_input(self, ub, arr):
         arr(self.k_idxs)[:] = ub.kv_cells
         arr(self.v_idxs)[:] = ub.kv_cells
-        arr(self.kq_mask)[:] = kq_mask(ub).reshape(-1)
+        alibi = self.hp.f_max_alibi_bias > 0.0
+        arr(self.kq_mask)[:] = kq_mask(ub, 0, alibi).reshape(-1)
         if self.kq_mask_swa is not None:
-            arr(self.kq_mask_swa)[:] = kq_mask(ub, self.hp.n_swa).reshape(-1)
+            arr(self.kq_mask_swa)[:] = kq_mask(ub, self.hp.n_swa, alibi).reshape(-1)
 
 
 class GraphResult:
@@ -358,7 +361,7 @@ class LLMGraphContext:
     def build_attn_mha(self, q: Tensor, k: Tensor, v: Tensor, kq_b: Tensor | None, kq_mask: Tensor,
                        kq_scale: float, il: int) -> Tensor:
         """q [hd, n_head, n_tokens], k [hd, n_head_kv, n_kv], v [n_kv, hd_v, n_head_kv] (transposed);
-        attention-logit softcap (gemma2) and kq_b added before the masked softmax."""
+        attention-logit softcap (gemma2) and kq_b added before the masked softmax (ALiBi in it)."""
         q = ops.permute(q, 0, 2, 1, 3)                    # [hd, n_tokens, n_head]
         k = ops.permute(k, 0, 2, 1, 3)                    # [hd, n_kv, n_head_kv]
         kq = self.cb(ops.mul_mat(k, q), "kq", il)         # [n_kv, n_tokens, n_head]
@@ -369,7 +372,7 @@ class LLMGraphContext:
             kq = self.cb(ops.scale(kq, cap), "kq_scaled_2", il)
         if kq_b is not None:
             kq = self.cb(ops.add(kq, kq_b), "kq_plus_kq_b", il)
-        kq = self.cb(ops.soft_max_ext(kq, kq_mask, kq_scale, 0.0), "kq_soft_max", il)
+        kq = self.cb(ops.soft_max_ext(kq, kq_mask, kq_scale, self.hp.f_max_alibi_bias), "kq_soft_max", il)
         kqv = self.cb(ops.mul_mat(v, kq), "kqv", il)      # [hd_v, n_tokens, n_head]
         cur = ops.permute(kqv, 0, 2, 1, 3)                # [hd_v, n_head, n_tokens]
         return ops.cont_2d(cur, cur.ne[0] * self.n_head, self.n_tokens)

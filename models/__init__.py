@@ -8,6 +8,7 @@ from importlib.metadata import entry_points
 from ggraph.errors import GGraphError
 from ggraph.model_base import ModelBase
 
+from .bloom import BloomModel
 from .gemma2 import Gemma2Model
 from .gemma3 import Gemma3Model
 from .gpt2 import Gpt2Model
@@ -19,7 +20,7 @@ from .qwen2 import Qwen2Model
 from .qwen2moe import Qwen2MoeModel
 from .qwen3 import Qwen3Model, Qwen3MoeModel
 
-ARCHITECTURES = {cls.arch: cls for cls in (LlamaModel, Gemma2Model, Gemma3Model, Gpt2Model, GraniteModel, OlmoeModel,
+ARCHITECTURES = {cls.arch: cls for cls in (LlamaModel, BloomModel, Gemma2Model, Gemma3Model, Gpt2Model, GraniteModel, OlmoeModel,
                                                Phi3Model, Qwen2Model, Qwen2MoeModel, Qwen3Model, Qwen3MoeModel)}
 ENTRY_POINT_GROUP = "ggraph.models"
 

@@ -20,7 +20,7 @@ class Gpt2Model(ModelBase):
         n_embd, n_embd_gqa, n_ff = hp.n_embd, hp.n_embd_k_gqa, hp.n_ff
         t = self.create_tensor
         self.tok_embd = t("token_embd.weight", (n_embd, hp.n_vocab))
-        self.pos_embd = t("position_embd.weight", (n_embd, hp.n_ctx_train))
+        self.load_input_tensors()
         self.output_norm = t("output_norm.weight", (n_embd,))
         self.output_norm_b = t("output_norm.bias", (n_embd,))
         self.output = t("output.weight", (n_embd, hp.n_vocab), optional=True) or self.tok_embd
@@ -38,14 +38,14 @@ class Gpt2Model(ModelBase):
             layer.ffn_up = t(f"blk.{i}.ffn_up.weight", (n_embd, n_ff))
             layer.ffn_up_b = t(f"blk.{i}.ffn_up.bias", (n_ff,))
 
+    def load_input_tensors(self):
+        self.pos_embd = self.create_tensor("position_embd.weight", (self.hp.n_embd, self.hp.n_ctx_train))
+
     def build_graph(self, g):
         hp = self.hp
         n_embd_head = hp.n_embd_head_v
-        inpL = g.build_inp_embd(self.tok_embd)
-        inp_pos = g.build_inp_pos()
+        inpL = self.build_input_layer(g, g.build_inp_embd(self.tok_embd))
         inp_attn = g.build_attn_inp_kv()
-        pos = g.cb(ops.get_rows(self.pos_embd, inp_pos), "pos_embd")
-        inpL = g.cb(ops.add(inpL, pos), "inpL")
         inp_out_ids = g.build_inp_out_ids()
 
         for il, layer in enumerate(self.layers):
@@ -67,3 +67,8 @@ class Gpt2Model(ModelBase):
         cur = g.cb(g.build_norm(inpL, self.output_norm, self.output_norm_b, LLM_NORM, -1), "result_norm")
         g.res.t_embd = cur
         g.res.t_logits = g.cb(g.build_lora_mm(self.output, cur), "result_output")
+
+    def build_input_layer(self, g, inpL):
+        """gpt2: plus the learned position embeddings (bloom: a LayerNorm instead)."""
+        pos = g.cb(ops.get_rows(self.pos_embd, g.build_inp_pos()), "pos_embd")
+        return g.cb(ops.add(inpL, pos), "inpL")

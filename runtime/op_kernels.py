@@ -224,10 +224,9 @@ def _bind_soft_max(t, plan):
     has_mask = len(t.src) > 1
     mask = plan.array(t.src[1])[0, 0] if has_mask else np.zeros((1, 1), np.float32)
     scale = np.float32(t.params["scale"])
-    if t.params.get("max_bias", 0.0):
-        raise GGraphError("soft_max: ALiBi (max_bias) is not supported yet")
+    slopes = softmax.alibi_slopes(t.src[0].ne[2], np.float32(t.params.get("max_bias", 0.0)))
     x3, o3 = x[0], out[0]
-    return lambda: softmax.soft_max_f32(x3, mask, o3, scale, has_mask)
+    return lambda: softmax.soft_max_alibi_f32(x3, mask, o3, scale, has_mask, slopes)
 
 
 def _bind_rope(t, plan):

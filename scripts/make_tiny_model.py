@@ -198,9 +198,16 @@ def gpt2_tensors(c, n_vocab):
     return t
 
 
+def bloom_tensors(c, n_vocab):
+    """gpt2's tensors with a token-embedding LayerNorm instead of position embeddings."""
+    t = gpt2_tensors(c, n_vocab)
+    i = next(k for k, x in enumerate(t) if x.name == "position_embd.weight")
+    return t[:i] + _norm("token_embd_norm", c["n_embd"], bias=True) + t[i + 1:]
+
+
 def phi3_tensors(c, n_vocab):
     s_in, s_ff = _scales(c)
-    n_embd, n_ff, half = c["n_embd"], c["n_ff"], c["head_dim"] // 2
+    n_embd, n_ff, half = c["n_embd"], c["n_ff"], c["keys"].get("rope.dimension_count", c["head_dim"]) // 2
     # LongRoPE factors (one pair for the model): short ones near 1, long ones well above
     t = _outer(c, n_vocab) + [Tensor("rope_factors_long.weight", (half,), 2.0, 8.0),
                               Tensor("rope_factors_short.weight", (half,), 0.2, 1.2)]
@@ -256,6 +263,9 @@ ARCHS = {
     "llama": dict(_QWEN, n_ff=96, n_ff_exp=96, n_expert=4, n_expert_used=2, no_exp_ff_key=True,
                   rope_freq_base=1e4, rms_eps=1e-5, tensors=llama_moe_tensors),
     "gpt2": dict(_QWEN, n_ff=128, rope_freq_base=None, rms_eps=None, norm_eps=1e-5, tensors=gpt2_tensors),
+    # bloom: ALiBi (llama.cpp fixes max_bias 8), MHA as real BLOOM files
+    "bloom": dict(_QWEN, n_head_kv=4, n_ff=128, rope_freq_base=None, rms_eps=None, norm_eps=1e-5,
+                  tensors=bloom_tensors),
     # phi3: the short LongRoPE factors apply while n_ctx <= 512 (the original context)
     # (a name with "phi3" in it makes llama.cpp's vocab look for Phi-3's </s>, which this vocab lacks)
     "phi3": dict(_QWEN, n_ff=96, name="ggraph-tiny-phi-three", rope_freq_base=1e4, rms_eps=1e-5, tensors=phi3_tensors,
@@ -306,10 +316,11 @@ def tensor_data_sha256(path: str) -> str:
     return h.hexdigest()
 
 
-def make(path: str, arch: str, wtype: str = "F32", seed: int = 0, wide: bool = False) -> str:
+def make(path: str, arch: str, wtype: str = "F32", seed: int = 0, wide: bool = False, keys=None) -> str:
     """wtype: a FILE_TYPES format for every matrix, or Q4_K_M (--wide only): llama.cpp's per-tensor mix,
-    quantized here with scripts/kquants.py."""
+    quantized here with scripts/kquants.py. keys: extra ARCH.* GGUF keys (--set), e.g. rope scaling."""
     c = config(arch, wide)
+    c["keys"] = dict(c.get("keys", {}), **(keys or {}))
     types = q4_k_m_types(arch) if wtype == "Q4_K_M" else None
     rng = np.random.default_rng(seed)
     tokens, tok_types, merges = tiny_llama.build_vocab()
@@ -340,6 +351,8 @@ def make(path: str, arch: str, wtype: str = "F32", seed: int = 0, wide: bool = F
     for key, value in c.get("keys", {}).items():
         if isinstance(value, float):
             w.add_float32(f"{arch}.{key}", value)
+        elif isinstance(value, str):
+            w.add_string(f"{arch}.{key}", value)
         else:
             w.add_uint32(f"{arch}.{key}", value)
     if c.get("n_ff_shexp"):
@@ -365,6 +378,17 @@ def make(path: str, arch: str, wtype: str = "F32", seed: int = 0, wide: bool = F
     w.write_tensors_to_file()
     w.close()
     return path
+
+
+def parse_keys(items) -> dict:
+    out = {}
+    for item in items:
+        key, _, value = item.partition("=")
+        try:
+            out[key] = float(value) if "." in value else int(value)
+        except ValueError:
+            out[key] = value
+    return out
 
 
 def tensor_bytes(path: str) -> dict:
@@ -408,6 +432,8 @@ if __name__ == "__main__":
     ap.add_argument("--type", default="F32", choices=sorted(FILE_TYPES))
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--wide", action="store_true", help="rows of 256 (K-quant blocks fit); implied by Q4_K_M")
+    ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                    help="an extra ARCH.KEY (int, float with a '.', else string), e.g. rope.scaling.type=yarn")
     ap.add_argument("--record-q4-k-m", action="store_true",
                     help="make the wide Q4_K_M model with llama.cpp's quantizer, record its type mix in "
                          "tests/fixtures/tiny_q4_k_m_types.json and check this script reproduces it")
@@ -415,4 +441,4 @@ if __name__ == "__main__":
     if a.record_q4_k_m:
         print(record_q4_k_m(a.arch, a.out, a.seed))
     else:
-        print(make(a.out, a.arch, a.type, a.seed, wide=a.wide or a.type == "Q4_K_M"))
+        print(make(a.out, a.arch, a.type, a.seed, wide=a.wide or a.type == "Q4_K_M", keys=parse_keys(a.set)))

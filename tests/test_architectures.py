@@ -13,28 +13,38 @@ from compare import assert_bit_exact_with_fixture, assert_routing_matches_fixtur
 from conftest import load_script
 
 FIXTURES = os.path.join(os.path.dirname(__file__), "fixtures")
-ARCHS = ("qwen2", "qwen2moe", "qwen3", "qwen3moe", "gpt2", "phi3", "olmoe", "gemma2", "granite")
+ARCHS = ("qwen2", "qwen2moe", "qwen3", "qwen3moe", "gpt2", "phi3", "olmoe", "gemma2", "granite", "bloom")
 MOE = ("qwen2moe", "qwen3moe", "olmoe", "llama")
 # llama's F32 / Q8_0 MoE models are make_tiny_llama's (tests/test_moe_model.py); its Q4_K_M one is here
 CASES = [(a, t) for a in ARCHS for t in ("F32", "Q8_0")] + [(a, "Q4_K_M") for a in ARCHS + ("llama",)]
+# RoPE variants (make_tiny_model.py --set): partial rotary (8 of 16 dims) with YaRN and LongRoPE's long
+# factors (the context outgrows the original 128), and partial rotary with linear scaling
+ROPE_VARIANTS = {
+    "phi3_yarn": ("phi3", {"rope.dimension_count": 8, "rope.scaling.type": "yarn", "rope.scaling.factor": 4.0,
+                           "rope.scaling.original_context_length": 128}),
+    "gemma2_linear": ("gemma2", {"rope.dimension_count": 8, "rope.scaling.type": "linear",
+                                 "rope.scaling.factor": 2.0}),
+}
+CASES += [(v, "F32") for v in ROPE_VARIANTS]
 
 
 @pytest.fixture(scope="module", params=CASES, ids=[f"{a}-{t}" for a, t in CASES])
 def case(request, tmp_path_factory):
-    arch, t = request.param
-    path = str(tmp_path_factory.mktemp(arch) / f"tiny-{arch}-{t}.gguf")
-    load_script("make_tiny_model").make(path, arch, t, 0, wide=t == "Q4_K_M")
-    return arch, t, path, ggraph.load(path)
+    name, t = request.param
+    arch, keys = ROPE_VARIANTS.get(name, (name, None))
+    path = str(tmp_path_factory.mktemp(name) / f"tiny-{name}-{t}.gguf")
+    load_script("make_tiny_model").make(path, arch, t, 0, wide=t == "Q4_K_M", keys=keys)
+    return name, t, path, ggraph.load(path)
 
 
-def fixture(arch, t):
-    return os.path.join(FIXTURES, f"llamacpp_tiny_{arch}_{t.lower()}.npz")
+def fixture(name, t):
+    return os.path.join(FIXTURES, f"llamacpp_tiny_{name}_{t.lower()}.npz")
 
 
 def test_logits_bit_for_bit_with_llamacpp(case):
-    arch, t, path, model = case
-    assert model.info()["architecture"] == arch
-    assert_bit_exact_with_fixture(model, fixture(arch, t))
+    name, t, path, model = case
+    assert model.info()["architecture"] == ROPE_VARIANTS.get(name, (name,))[0]
+    assert_bit_exact_with_fixture(model, fixture(name, t))
 
 
 def test_token_by_token_is_llamacpps_token_by_token(case):

@@ -583,6 +583,39 @@ def test_llamacpp_soft_max(ggml, shape):
 
 
 
+def _alibi_case(B=9, M=5, N=40, seed=11):
+    """Logits and an ALiBi mask as llama.cpp builds it (-|p_i - p_j| where visible, -inf elsewhere)."""
+    rng = np.random.default_rng(seed)
+    x = (rng.standard_normal((B, M, N)) * 4).astype(F32)
+    pos_q, pos_k = np.arange(N - M, N)[:, None], np.arange(N)[None, :]
+    mask = np.where(pos_k <= pos_q, -np.abs(pos_q - pos_k).astype(F32), -np.inf).astype(F32)
+    return x, mask
+
+
+def test_soft_max_alibi_matches_float64():
+    """ALiBi (max_bias 8, 9 heads: both of ggml's slope series) against float64 softmax with the
+    slopes of the ALiBi paper's recipe."""
+    x, mask = _alibi_case()
+    B = x.shape[0]
+    slopes = softmax.alibi_slopes(B, F32(8.0))
+    n = 8                                          # 2 ** floor(log2(9))
+    ref_slopes = [2.0 ** (-8.0 * (h + 1) / n) if h < n else 2.0 ** (-4.0 * (2 * (h - n) + 1) / n) for h in range(B)]
+    np.testing.assert_allclose(slopes, ref_slopes, rtol=1e-6)
+    out = np.empty_like(x)
+    softmax.soft_max_alibi_f32(x, mask, out, F32(0.5), True, slopes)
+    z = x.astype(np.float64) * 0.5 + np.array(ref_slopes)[:, None, None] * mask.astype(np.float64)
+    ref = np.exp(z - z.max(-1, keepdims=True))
+    assert nmse(out, ref / ref.sum(-1, keepdims=True)) < 1e-12
+
+
+@pytest.mark.llamacpp
+def test_llamacpp_soft_max_alibi(ggml):
+    x, mask = _alibi_case()
+    out = np.empty_like(x)
+    softmax.soft_max_alibi_f32(x, mask, out, F32(0.5), True, softmax.alibi_slopes(x.shape[0], F32(8.0)))
+    assert_bits_equal(out, ggml.run(lambda c, t: ggml.soft_max_ext(c, t(x), t(mask), 0.5, 8.0)))
+
+
 @pytest.mark.llamacpp
 def test_llamacpp_soft_max_wide_range(ggml):
     """Logit gaps past -126 and -192 (F32 subnormal and zero exps), as long contexts give."""

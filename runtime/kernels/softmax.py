@@ -1,23 +1,41 @@
 """soft_max_ext: softmax(x*scale + mask) per row, bit for bit as ggml's CPU op (ops.cpp
 ggml_compute_forward_soft_max_f32 + vec.cpp ggml_vec_soft_max_f32, AVX512 build):
 
-  wp = x*scale (+ mask); max = max(wp)
+  wp = x*scale (+ slope*mask, slope the head's ALiBi slope, 1 without max_bias); max = max(wp)
   chunks of 16: e = ggml_v_expf(wp - max); sum += (double)_mm512_reduce_add_ps(e)
   leftovers:    e = expf(wp - max);        sum += (double)e
   y = e * (float)(1.0/sum)
 
 A fully masked row (max = -inf) gives zeros here (ggml would produce NaN)."""
+import math
+
 import numpy as np
 from numba import njit, prange
 
-from .simd.f32 import fadd, fexp, fhmax, fhsum_gcc, fload, fmax, fmul, fsplat, fstore, fsub
+from .ggml_math import fma32
+from .simd.f32 import fexp, ffma, fhmax, fhsum_gcc, fload, fmax, fmul, fsplat, fstore, fsub
 
 F32 = np.float32
 
 
+@njit(cache=True)
+def alibi_slopes(n_head, max_bias):
+    """ggml's per-head ALiBi slopes (all 1 without max_bias), with libm's powf as ggml calls it."""
+    out = np.ones(n_head, np.float32)
+    if max_bias <= F32(0.0):
+        return out
+    n_log2 = 1 << int(math.floor(math.log2(n_head)))
+    m0 = math.pow(F32(2.0), -F32(max_bias) / F32(n_log2))
+    m1 = math.pow(F32(2.0), -(F32(max_bias) / F32(2.0)) / F32(n_log2))
+    for h in range(n_head):
+        out[h] = math.pow(m0, F32(h + 1)) if h < n_log2 else math.pow(m1, F32(2 * (h - n_log2) + 1))
+    return out
+
+
 @njit(cache=True, parallel=True)
-def soft_max_f32(x, mask, out, scale, has_mask):
-    """x, out: float32 [B, M, N] (rows of N); mask: float32 [Mm, N] with Mm >= M, broadcast over B."""
+def soft_max_alibi_f32(x, mask, out, scale, has_mask, slopes):
+    """x, out: float32 [B, M, N] (rows of N, B heads); mask: float32 [Mm, N] with Mm >= M, broadcast
+    over B and added times the head's ALiBi slope (1: the mask as is, exactly)."""
     B, M, N = x.shape
     sc = F32(scale)
     for bm in prange(B * M):
@@ -26,13 +44,15 @@ def soft_max_f32(x, mask, out, scale, has_mask):
         o = out[b, m]
         xr = x[b, m]
         mr = mask[m]
+        slope = slopes[b]
         vsc = fsplat(sc)
+        vsl = fsplat(slope)
         vmx = fsplat(F32(-np.inf))
         n = 0
-        while n + 16 <= N:           # wp = x*scale (+ mask), 16 lanes; max is exact in any order
+        while n + 16 <= N:           # wp = x*scale (+ slope*mask), 16 lanes; max is exact in any order
             v = fmul(fload(xr, 4 * n), vsc)
-            if has_mask:
-                v = fadd(v, fload(mr, 4 * n))
+            if has_mask:            # GCC contracts ggml's wp += slope*mask into an fma
+                v = ffma(vsl, fload(mr, 4 * n), v)
             fstore(o, 4 * n, v)
             vmx = fmax(vmx, v)
             n += 16
@@ -40,7 +60,7 @@ def soft_max_f32(x, mask, out, scale, has_mask):
         while n < N:
             v = xr[n] * sc
             if has_mask:
-                v += mr[n]
+                v = fma32(slope, mr[n], v)
             o[n] = v
             mx = max(mx, v)
             n += 1
@@ -70,3 +90,9 @@ def soft_max_f32(x, mask, out, scale, has_mask):
         while n < N:
             o[n] *= inv
             n += 1
+
+
+@njit(cache=True)
+def soft_max_f32(x, mask, out, scale, has_mask):
+    """soft_max_alibi_f32 without ALiBi."""
+    soft_max_alibi_f32(x, mask, out, scale, has_mask, np.ones(x.shape[0], np.float32))
