@@ -463,6 +463,7 @@ class _GGML:
             "ggml_swiglu_split": (P, [P, P, P]), "ggml_geglu_split": (P, [P, P, P]),
             "ggml_reglu_split": (P, [P, P, P]), "ggml_swiglu": (P, [P, P]), "ggml_geglu": (P, [P, P]),
             "ggml_relu": (P, [P, P]), "ggml_sqr": (P, [P, P]), "ggml_tanh": (P, [P, P]),
+            "ggml_argsort": (P, [P, P, I]),
             "ggml_soft_max_ext": (P, [P, P, P, F, F]),
             "ggml_rope_ext": (P, [P, P, P, P, I, I, I, F, F, F, F, F, F]),
             "ggml_mul_mat": (P, [P, P, P]), "ggml_permute": (P, [P, P, I, I, I, I]),
@@ -823,3 +824,37 @@ def test_set_rows_f16_matches_numpy_half_rounding():
     np.testing.assert_array_equal(cache, want)
     with pytest.raises(IndexError):
         set_rows_f16(view, x[:1], np.array([24], np.int32))
+
+
+@pytest.mark.parametrize("n", [8, 16, 17, 64, 300])
+def test_argsort_is_a_sort_and_stable_without_ties(n):
+    """std::sort's port (routing.argsort_rows): a permutation, values in order; with distinct values
+    the one order there is."""
+    from ggraph.runtime.kernels import routing
+    rng = np.random.default_rng(n)
+    for x in (rng.standard_normal((6, n)).astype(F32), rng.integers(0, 4, (6, n)).astype(F32)):
+        for desc in (True, False):
+            out = np.empty(x.shape, np.int32)
+            routing.argsort_rows(x, out, desc)
+            assert (np.sort(out, axis=1) == np.arange(n)).all()
+            v = np.take_along_axis(x, out, 1)
+            assert ((np.diff(v, axis=1) <= 0) if desc else (np.diff(v, axis=1) >= 0)).all()
+    x = rng.standard_normal((6, n)).astype(F32)
+    routing.argsort_rows(x, out, True)
+    assert np.array_equal(out, np.argsort(-x, axis=1, kind="stable"))
+
+
+@pytest.mark.llamacpp
+@pytest.mark.parametrize("n", [16, 17, 40, 64, 128, 1000])
+def test_llamacpp_argsort_ties(ggml, n):
+    """Rows with many exact ties (router probabilities of 64 or 128 experts can tie): the index order
+    is libstdc++'s introsort's, element for element."""
+    from ggraph.runtime.kernels import routing
+    rng = np.random.default_rng(1000 + n)
+    x = np.concatenate([rng.integers(0, 5, (8, n)), np.zeros((1, n)), np.arange(n)[None] % 3]).astype(F32)
+    x[-1, : n // 2] = np.nan if n > 100 else x[-1, : n // 2]
+    for order in (0, 1):      # GGML_SORT_ORDER_ASC, DESC
+        out = np.empty(x.shape, np.int32)
+        routing.argsort_rows(x, out, order == 1)
+        theirs = ggml.run(lambda c, t: ggml.argsort(c, t(x), order)).view(np.int32).reshape(out.shape)
+        assert np.array_equal(out, theirs), f"order {order}"
