@@ -77,6 +77,23 @@ def _g(*ts: Tensor):
     return Graph.current
 
 
+def concat(a: Tensor, b: Tensor, dim: int) -> Tensor:
+    """ggml_concat: a then b along dim; the other dims must match."""
+    if a.type != F32 or b.type != F32:
+        _fail("concat", "expects F32", a, b)
+    if not 0 <= dim < 4 or any(a.ne[i] != b.ne[i] for i in range(4) if i != dim):
+        _fail("concat", f"shapes do not concatenate along dim {dim}", a, b)
+    ne = tuple(a.ne[i] + b.ne[i] if i == dim else a.ne[i] for i in range(4))
+    return _g(a, b).new_tensor(F32, ne, "concat", (a, b), {"dim": dim})
+
+
+def repeat(a: Tensor, b: Tensor) -> Tensor:
+    """ggml_repeat: a tiled to b's shape (every dim of b a multiple of a's)."""
+    if a.type != F32 or not _can_repeat(a, b):
+        _fail("repeat", "a must be F32 and tile b's shape", a, b)
+    return _g(a, b).new_tensor(F32, b.ne, "repeat", (a, b))
+
+
 def view(a: Tensor, ne, nb=None, offset: int = 0) -> Tensor:
     """ggml_view_Nd: ne and byte strides nb[1:] (nb0 is the element size), offset in bytes."""
     ne = pad_ne(ne)
@@ -222,6 +239,11 @@ def gelu(a: Tensor) -> Tensor:
 
 def tanh(a: Tensor) -> Tensor:
     return _unary("tanh", a)
+
+
+def gelu_erf(a: Tensor) -> Tensor:
+    """0.5 x (1 + erf(x / sqrt 2)), the exact GELU (ggml_gelu_erf)."""
+    return _unary("gelu_erf", a)
 
 
 def relu(a: Tensor) -> Tensor:

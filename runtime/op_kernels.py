@@ -37,7 +37,7 @@ def _is_c(a: np.ndarray) -> bool:
     return a.flags.c_contiguous
 
 
-NUMPY_OPS = ("add", "mul", "div", "scale", "clamp", "get_rows", "set_rows", "cont", "cpy", "mul_mat_id")
+NUMPY_OPS = ("add", "mul", "div", "scale", "clamp", "get_rows", "concat", "repeat", "set_rows", "cont", "cpy", "mul_mat_id")
 MIN_PARALLEL_ROWS = 16
 
 
@@ -269,6 +269,20 @@ def _bind_cont(t, plan):
     return lambda: np.copyto(flat_out, src_view)
 
 
+def _bind_concat(t, plan):
+    a, b = (_src_array(s, plan).reshape(tuple(reversed(s.ne))) for s in t.src)
+    out = plan.array(t).reshape(tuple(reversed(t.ne)))
+    axis = 3 - t.params["dim"]             # numpy axes are ggml's dims reversed
+    return lambda: np.concatenate((a, b), axis=axis, out=out)
+
+
+def _bind_repeat(t, plan):
+    a = _src_array(t.src[0], plan).reshape(tuple(reversed(t.src[0].ne)))
+    out = plan.array(t).reshape(tuple(reversed(t.ne)))
+    reps = tuple(o // i for o, i in zip(out.shape, a.shape))
+    return lambda: np.copyto(out, np.tile(a, reps))
+
+
 def _bind_cpy(t, plan):
     a, b = t.src
     src, dst = plan.array(a), plan.array(t)
@@ -309,6 +323,9 @@ _BINDERS = {
     "gelu": _unary_rows(elementwise.gelu_f32),
     "tanh": _unary_rows(elementwise.tanh_f32),
     "relu": _unary_rows(elementwise.relu_f32),
+    "gelu_erf": _unary_rows(elementwise.gelu_erf_f32),
+    "concat": _bind_concat,
+    "repeat": _bind_repeat,
     "sqr": _unary_rows(elementwise.sqr_f32),
     "swiglu": _bind_glu(elementwise.swiglu_f32),
     "geglu": _bind_glu(elementwise.geglu_f32),

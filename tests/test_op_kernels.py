@@ -463,7 +463,8 @@ class _GGML:
             "ggml_swiglu_split": (P, [P, P, P]), "ggml_geglu_split": (P, [P, P, P]),
             "ggml_reglu_split": (P, [P, P, P]), "ggml_swiglu": (P, [P, P]), "ggml_geglu": (P, [P, P]),
             "ggml_relu": (P, [P, P]), "ggml_sqr": (P, [P, P]), "ggml_tanh": (P, [P, P]),
-            "ggml_argsort": (P, [P, P, I]),
+            "ggml_argsort": (P, [P, P, I]), "ggml_gelu_erf": (P, [P, P]),
+            "ggml_concat": (P, [P, P, P, I]), "ggml_repeat": (P, [P, P, P]),
             "ggml_soft_max_ext": (P, [P, P, P, F, F]),
             "ggml_rope_ext": (P, [P, P, P, P, I, I, I, F, F, F, F, F, F]),
             "ggml_mul_mat": (P, [P, P, P]), "ggml_permute": (P, [P, P, I, I, I, I]),
@@ -551,6 +552,7 @@ def test_llamacpp_norms_and_activations(ggml, n):
         (lambda o: elementwise.relu_f32(x, o), lambda c, t: ggml.relu(c, t(x))),
         (lambda o: elementwise.sqr_f32(x, o), lambda c, t: ggml.sqr(c, t(x))),
         (lambda o: elementwise.tanh_f32(x / F32(7.0), o), lambda c, t: ggml.tanh(c, t(x / F32(7.0)))),
+        (lambda o: elementwise.gelu_erf_f32(x, o), lambda c, t: ggml.gelu_erf(c, t(x))),
     ]
     for ours, theirs in cases:
         out = np.empty_like(x)
@@ -858,3 +860,56 @@ def test_llamacpp_argsort_ties(ggml, n):
         routing.argsort_rows(x, out, order == 1)
         theirs = ggml.run(lambda c, t: ggml.argsort(c, t(x), order)).view(np.int32).reshape(out.shape)
         assert np.array_equal(out, theirs), f"order {order}"
+
+
+def test_gelu_erf_matches_float64():
+    x = rows(np.random.default_rng(21), 4, 300)
+    out = np.empty_like(x)
+    elementwise.gelu_erf_f32(x, out)
+    x64 = x.astype(np.float64)
+    ref = 0.5 * x64 * (1 + np.vectorize(math.erf)(x64 / math.sqrt(2)))
+    assert nmse(out, ref) < 1e-13
+
+
+@pytest.mark.parametrize("dim", [0, 1, 2])
+def test_concat_and_repeat_through_the_executor(dim):
+    """ops.concat / ops.repeat against numpy (pure data movement: exact)."""
+    from ggraph import ops
+    from ggraph.graph import F32 as T_F32, Graph
+    from ggraph.runtime.executor import Plan
+    rng = np.random.default_rng(dim)
+    a = rng.standard_normal((2, 3, 4)).astype(F32)
+    shape_b = list(a.shape)
+    shape_b[2 - dim] = 5
+    b = rng.standard_normal(shape_b).astype(F32)
+    g = Graph()
+    ta, tb = g.input("a", T_F32, a.shape[::-1]), g.input("b", T_F32, b.shape[::-1])
+    g.set_output(ops.concat(ta, tb, dim), "c")
+    big = g.input("big", T_F32, (8, 6, 4))
+    g.set_output(ops.repeat(ta, big), "r")
+    plan = Plan(g, {}, {})
+    plan.inputs["a"][...], plan.inputs["b"][...] = a.reshape(plan.inputs["a"].shape), b.reshape(plan.inputs["b"].shape)
+    plan.run()
+    assert np.array_equal(plan.outputs["c"].reshape(np.concatenate((a, b), axis=2 - dim).shape),
+                          np.concatenate((a, b), axis=2 - dim))
+    assert np.array_equal(plan.outputs["r"].reshape(4, 6, 8), np.tile(a, (2, 2, 2)))
+
+
+@pytest.mark.llamacpp
+def test_llamacpp_concat_repeat(ggml):
+    from ggraph import ops
+    from ggraph.graph import F32 as T_F32, Graph
+    from ggraph.runtime.executor import Plan
+    rng = np.random.default_rng(9)
+    a, b = rng.standard_normal((3, 4, 6)).astype(F32), rng.standard_normal((3, 4, 2)).astype(F32)
+    big = np.zeros((6, 8, 12), F32)
+    g = Graph()
+    ta, tb, tbig = (g.input(n, T_F32, v.shape[::-1]) for n, v in (("a", a), ("b", b), ("big", big)))
+    g.set_output(ops.concat(ta, tb, 0), "c")
+    g.set_output(ops.repeat(ta, tbig), "r")
+    plan = Plan(g, {}, {})
+    for n, v in (("a", a), ("b", b), ("big", big)):
+        plan.inputs[n][...] = v.reshape(plan.inputs[n].shape)
+    plan.run()
+    assert_bits_equal(plan.outputs["c"].reshape(3, 4, 8), ggml.run(lambda c, t: ggml.concat(c, t(a), t(b), 0)))
+    assert_bits_equal(plan.outputs["r"].reshape(6, 8, 12), ggml.run(lambda c, t: ggml.repeat(c, t(a), t(big))))

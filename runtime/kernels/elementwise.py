@@ -101,6 +101,19 @@ def tanh_f32(x, out):
             out[r, i] = math.tanh(x[r, i])
 
 
+SQRT_2_INV = F32(0.70710678118654752440084436210484)
+
+
+@njit(cache=True, parallel=True)
+def gelu_erf_f32(x, out):
+    """ggml_vec_gelu_erf_f32: 0.5*x*(1 + erff(x*SQRT_2_INV)) (Numba calls libm's erff)."""
+    rows, n = x.shape
+    for r in prange(rows):
+        for i in range(n):
+            v = x[r, i]
+            out[r, i] = F32(0.5) * v * (F32(1.0) + math.erf(v * SQRT_2_INV))
+
+
 @njit(cache=True, parallel=True)
 def relu_f32(x, out):
     """ggml_vec_relu_f32: x > 0 ? x : 0 (NaN and -0 give 0)."""
