@@ -59,14 +59,27 @@ LLAMA_EXPERT_GATING_FUNC_TYPE_SIGMOID = 2
 
 
 class KVCacheLayout:
-    """The KV cache as graph leaves: per layer K [n_embd_k_gqa, size] and V stored transposed
-    [size, n_embd_v_gqa] (llama.cpp's layout without flash attention), both F16."""
+    """The KV cache as graph leaves: per layer K [n_embd_k_gqa, size * n_stream] and V stored
+    transposed [size * n_stream, n_embd_v_gqa] (llama.cpp's layout without flash attention), both
+    F16. Stream s (one sequence each, llama.cpp's non-unified cache) owns cells [s*size, (s+1)*size):
+    a sequence's attention reads only its own stream, laid out as if it were alone."""
 
-    def __init__(self, hp, size: int, type_k=F16, type_v=F16):
-        self.size = size
+    def __init__(self, hp, size: int, type_k=F16, type_v=F16, n_stream: int = 1):
+        self.size, self.n_stream = size, n_stream
+        cells = size * n_stream
         self.graph = Graph()
-        self.k = [self.graph.cache(f"cache_k_l{il}", type_k, (hp.n_embd_k_gqa, size)) for il in range(hp.n_layer)]
-        self.v = [self.graph.cache(f"cache_v_l{il}", type_v, (size, hp.n_embd_v_gqa)) for il in range(hp.n_layer)]
+        self.k = [self.graph.cache(f"cache_k_l{il}", type_k, (hp.n_embd_k_gqa, cells)) for il in range(hp.n_layer)]
+        self.v = [self.graph.cache(f"cache_v_l{il}", type_v, (cells, hp.n_embd_v_gqa)) for il in range(hp.n_layer)]
+
+
+@dataclass(frozen=True)
+class StreamSlice:
+    """The tokens [t0, t1) of a ubatch that belong to the sequence in KV stream `stream`, which
+    attends over the first n_kv cells of its stream."""
+    stream: int
+    t0: int
+    t1: int
+    n_kv: int
 
 
 @dataclass
@@ -81,6 +94,19 @@ class UBatch:
     out_ids: np.ndarray | None = None     # int32 [n_outputs] rows whose logits are computed
     kv_cells: np.ndarray | None = None    # int32 [n_tokens] cache cell each token's K/V is written to
     kv_pos: np.ndarray | None = None      # int32 [n_kv] position held by each cell read (-1: empty)
+    # several sequences (each in its own KV stream, tokens grouped by sequence): their slices, and
+    # per slice the positions its cells hold (kv_pos then unused); None: one sequence in stream 0
+    streams: tuple | None = None          # tuple[StreamSlice, ...]
+    stream_kv_pos: list | None = None     # [int32 [n_kv] per slice]
+    # rows computed as if each token were alone (weight products row by row with the one-token
+    # kernels): a decode step of several sequences then gives each one's solo logits, bit for bit
+    independent_rows: bool = False
+
+    def slices(self) -> tuple:
+        return self.streams if self.streams is not None else (StreamSlice(0, 0, self.n_tokens, self.n_kv),)
+
+    def slice_kv_pos(self, i: int) -> np.ndarray:
+        return self.kv_pos if self.streams is None else self.stream_kv_pos[i]
 
 
 @dataclass
@@ -170,23 +196,31 @@ class InputAttnKV(GraphInput):
     models with sliding-window layers, the window mask (one cache holds every layer here)."""
 
     def __init__(self, g: "LLMGraphContext", swa: bool = False):
-        shape = (g.n_kv, g.n_tokens)
         self.hp = g.hp       # read at set_input time, as llama.cpp's input keeps its hparams
         self.k_idxs = g.gf.input("k_idxs", I32, (g.n_tokens,))
         self.v_idxs = g.gf.input("v_idxs", I32, (g.n_tokens,))
-        self.kq_mask = g.gf.input("kq_mask", F32, shape)
-        self.kq_mask_swa = g.gf.input("kq_mask_swa", F32, shape) if swa else None
+        self.slices = g.ubatch.slices()
+        # one mask per sequence slice [n_kv, its tokens] (one slice: llama.cpp's kq_mask)
+        suffix = [""] if len(self.slices) == 1 else [f"_s{sl.stream}" for sl in self.slices]
+        self.masks = [g.gf.input("kq_mask" + x, F32, (sl.n_kv, sl.t1 - sl.t0)) for x, sl in zip(suffix, self.slices)]
+        self.masks_swa = [g.gf.input("kq_mask_swa" + x, F32, (sl.n_kv, sl.t1 - sl.t0))
+                          for x, sl in zip(suffix, self.slices)] if swa else None
+        self.kq_mask = self.masks[0]
+        self.kq_mask_swa = self.masks_swa[0] if swa else None
 
-    def get_kq_mask(self, hp, il: int) -> Tensor:
-        return self.kq_mask_swa if (self.kq_mask_swa is not None and hp.is_swa(il)) else self.kq_mask
+    def get_kq_mask(self, hp, il: int, i: int = 0) -> Tensor:
+        """The mask of slice i for layer il."""
+        return self.masks_swa[i] if (self.masks_swa is not None and hp.is_swa(il)) else self.masks[i]
 
     def set_input(self, ub, arr):
         arr(self.k_idxs)[:] = ub.kv_cells
         arr(self.v_idxs)[:] = ub.kv_cells
         alibi = self.hp.f_max_alibi_bias > 0.0
-        arr(self.kq_mask)[:] = kq_mask(ub, 0, alibi).reshape(-1)
-        if self.kq_mask_swa is not None:
-            arr(self.kq_mask_swa)[:] = kq_mask(ub, self.hp.n_swa, alibi).reshape(-1)
+        for i, sl in enumerate(self.slices):
+            part = UBatch(sl.t1 - sl.t0, 0, sl.n_kv, pos=ub.pos[sl.t0:sl.t1], kv_pos=ub.slice_kv_pos(i))
+            arr(self.masks[i])[:] = kq_mask(part, 0, alibi).reshape(-1)
+            if self.masks_swa is not None:
+                arr(self.masks_swa[i])[:] = kq_mask(part, self.hp.n_swa, alibi).reshape(-1)
 
 
 class GraphResult:
@@ -275,7 +309,16 @@ class LLMGraphContext:
 
     # -- building blocks --------------------------------------------------------------------
     def build_lora_mm(self, w: Tensor, cur: Tensor) -> Tensor:
-        return ops.mul_mat(w, cur)
+        t = ops.mul_mat(w, cur)
+        if self.ubatch.independent_rows:
+            t.params["independent_rows"] = True
+        return t
+
+    def build_lora_mm_id(self, w: Tensor, cur: Tensor, ids: Tensor) -> Tensor:
+        t = ops.mul_mat_id(w, cur, ids)
+        if self.ubatch.independent_rows:
+            t.params["independent_rows"] = True
+        return t
 
     def build_norm(self, cur: Tensor, w: Tensor | None, b: Tensor | None, type: str, il: int) -> Tensor:
         if type == LLM_NORM_RMS:
@@ -344,13 +387,23 @@ class LLMGraphContext:
             v_2d = ops.cont_2d(v_cur, hp.n_embd_v_gqa, n_tokens)
         k_w = ops.set_rows(kv.k[il], k_2d, inp.k_idxs)
         v_w = ops.set_rows(ops.transpose(kv.v[il]), v_2d, inp.v_idxs)
-        # cache reads, as views over the written storage
+        # cache reads, as views over the written storage: per sequence slice, its stream's first n_kv
+        # cells (one slice: the whole ubatch over stream 0)
         hk, hv = self.n_embd_head_k, self.n_embd_head_v
-        esz_k = row_size(kv.k[il].type, 1)
-        k = ops.view(k_w, (hk, hp.n_head_kv, n_kv), (esz_k * hk, row_size(kv.k[il].type, hp.n_embd_k_gqa)))
-        esz_v = row_size(kv.v[il].type, 1)
-        v = ops.view(v_w, (n_kv, hv, hp.n_head_kv), (esz_v * kv.size, esz_v * kv.size * hv))
-        cur = self.build_attn_mha(q_cur, k, v, kq_b, inp.get_kq_mask(hp, il), kq_scale, il)
+        esz_k, row_k = row_size(kv.k[il].type, 1), row_size(kv.k[il].type, hp.n_embd_k_gqa)
+        esz_v, cells = row_size(kv.v[il].type, 1), kv.size * kv.n_stream
+        outs = []
+        for i, sl in enumerate(self.ubatch.slices()):
+            k = ops.view(k_w, (hk, hp.n_head_kv, sl.n_kv), (esz_k * hk, row_k), sl.stream * kv.size * row_k)
+            v = ops.view(v_w, (sl.n_kv, hv, hp.n_head_kv), (esz_v * cells, esz_v * cells * hv),
+                         sl.stream * kv.size * esz_v)
+            q = q_cur
+            if (sl.t0, sl.t1) != (0, n_tokens):
+                q = ops.view(q_cur, (q_cur.ne[0], q_cur.ne[1], sl.t1 - sl.t0), q_cur.nb[1:], sl.t0 * q_cur.nb[2])
+            outs.append(self.build_attn_mha(q, k, v, kq_b, inp.get_kq_mask(hp, il, i), kq_scale, il))
+        cur = outs[0]
+        for part in outs[1:]:
+            cur = ops.concat(cur, part, 1)
         self.cb(cur, "kqv_out", il)
         if wo is not None:
             cur = self.build_lora_mm(wo, cur)
@@ -365,6 +418,7 @@ class LLMGraphContext:
         q = ops.permute(q, 0, 2, 1, 3)                    # [hd, n_tokens, n_head]
         k = ops.permute(k, 0, 2, 1, 3)                    # [hd, n_kv, n_head_kv]
         kq = self.cb(ops.mul_mat(k, q), "kq", il)         # [n_kv, n_tokens, n_head]
+        n_tokens = q.ne[1]
         cap = self.hp.f_attn_logit_softcapping
         if cap:
             kq = self.cb(ops.scale(kq, 1.0 / cap), "kq_scaled_1", il)
@@ -375,7 +429,7 @@ class LLMGraphContext:
         kq = self.cb(ops.soft_max_ext(kq, kq_mask, kq_scale, self.hp.f_max_alibi_bias), "kq_soft_max", il)
         kqv = self.cb(ops.mul_mat(v, kq), "kqv", il)      # [hd_v, n_tokens, n_head]
         cur = ops.permute(kqv, 0, 2, 1, 3)                # [hd_v, n_head, n_tokens]
-        return ops.cont_2d(cur, cur.ne[0] * self.n_head, self.n_tokens)
+        return ops.cont_2d(cur, cur.ne[0] * self.n_head, n_tokens)
 
     def build_ffn(self, cur: Tensor, up: Tensor | None, up_b: Tensor | None, gate: Tensor | None,
                   gate_b: Tensor | None, down: Tensor | None, down_b: Tensor | None, type_op: str,
@@ -431,16 +485,17 @@ class LLMGraphContext:
             weights = self.cb(ops.scale(weights, w_scale), "ffn_moe_weights_scaled", il)
 
         x = ops.reshape_3d(cur, n_embd, 1, n_tokens)
-        up = self.cb(ops.mul_mat_id(up_exps, x, selected), "ffn_moe_up", il)               # [n_ff, k, n_tokens]
+        mmid = self.build_lora_mm_id
+        up = self.cb(mmid(up_exps, x, selected), "ffn_moe_up", il)               # [n_ff, k, n_tokens]
         if gate_exps is not None:
-            gate = self.cb(ops.mul_mat_id(gate_exps, x, selected), "ffn_moe_gate", il)
+            gate = self.cb(mmid(gate_exps, x, selected), "ffn_moe_gate", il)
             fn, name = _glu("build_moe_ffn", type_op)
             act = self.cb(fn(gate, up), f"ffn_moe_{name}", il)
         else:
             act = up
             for fn, name in _activation("build_moe_ffn", type_op):
                 act = self.cb(fn(act), f"ffn_moe_{name}", il)
-        experts = self.cb(ops.mul_mat_id(down_exps, act, selected), "ffn_moe_down", il)    # [n_embd, k, n_tokens]
+        experts = self.cb(mmid(down_exps, act, selected), "ffn_moe_down", il)    # [n_embd, k, n_tokens]
         experts = self.cb(ops.mul(experts, weights), "ffn_moe_weighted", il)
 
         # slot i of every token, summed in slot order (best expert first), as llama.cpp's adds

@@ -4,6 +4,21 @@ decode(ids) splits the tokens into ubatches of n_ubatch (the physical batch, lla
 builds (or reuses) the graph of each ubatch shape, lets each graph input fill itself from the
 ubatch (ggraph.llm.GraphInput), runs it and returns logits. Plans are cached by shape: during
 generation n_kv only changes every 256 cells.
+
+Eval callback (llama.cpp's cb_eval, simplified): `ctx.set_eval_callback(fn)` or
+`ctx.decode(ids, cb_eval=fn)` calls
+
+    fn(name: str, value: numpy.ndarray, node: ggraph.graph.Tensor) -> bool | None
+
+for every named op node of each ubatch's graph (attn_norm-0, Qcur-0, ..., result_norm,
+result_output; views such as the reshaped Qcur-0 included, `node.is_view` tells them), right after
+it is computed, in graph order. `value` is a copy, shaped as ggml's ne reversed:
+(ne3, ne2, ne1, ne0), ne0 the contiguous axis (a [n_embd, n_tokens] node is
+value[0, 0, token, i]); F32 and F16 nodes arrive as float32, I32 nodes as int32. Unlike llama.cpp
+there is no "ask" call: every named node is observed. Returning False (not None) stops the run:
+decode raises EvalStopped and the KV cache is left as it was before that decode call. A decode
+with a callback runs a plan of its own with fusions off (every node is computed by its own kernel,
+with the same values as the fused plan); without one, nothing of this runs.
 """
 from __future__ import annotations
 
@@ -13,13 +28,22 @@ import numba
 import numpy as np
 
 from ggraph.errors import GGraphError
-from ggraph.llm import LLMGraphContext, UBatch, context_params
+from ggraph.llm import LLMGraphContext, StreamSlice, UBatch, context_params
 
 from . import compile_helper, first_run
 from .executor import BufferArena, Plan
 from .kv_cache import KVCache
+from .storage import as_f32
 
-N_PLANS_KEPT = 8
+N_PLANS_KEPT = 16     # several sequences cycle through more shapes (their n_kv, who is active)
+
+
+class EvalStopped(GGraphError):
+    """An eval callback returned False: the decode stopped at `node_name`."""
+
+    def __init__(self, node_name: str):
+        super().__init__(f"decode stopped by the eval callback at node {node_name}")
+        self.node_name = node_name
 
 
 class _Step:
@@ -36,6 +60,22 @@ class _Step:
         self.plan.run(profile)
         return self.logits
 
+    def run_observed(self, ub: UBatch, cb) -> np.ndarray:
+        """run() calling cb(name, value copy, node) after each named node; EvalStopped on False."""
+        arrays = self.plan.arrays
+        for inp in self.inputs:
+            inp.set_input(ub, lambda t: arrays[t.id].reshape(-1))
+
+        def observe(t):
+            if not t.name:
+                return True
+            if cb(t.name, np.array(as_f32(t, arrays[t.id]), copy=True), t) is False:
+                raise EvalStopped(t.name)
+            return True
+
+        self.plan.run_observed(observe)
+        return self.logits
+
 
 def check_threads(n_threads: int) -> int:
     max_threads = numba.config.NUMBA_NUM_THREADS
@@ -46,7 +86,7 @@ def check_threads(n_threads: int) -> int:
 
 class Context:
     def __init__(self, model, n_ctx: int = 4096, n_batch: int = 2048, n_ubatch: int = 512,
-                 n_threads: int | None = None):
+                 n_threads: int | None = None, n_seq_max: int = 1):
         for name, v in (("n_ctx", n_ctx), ("n_batch", n_batch), ("n_ubatch", n_ubatch)):
             if not isinstance(v, int) or isinstance(v, bool) or v < 1:
                 raise GGraphError(f"{name} must be a positive integer, got {v!r}")
@@ -56,7 +96,12 @@ class Context:
         self.n_batch = n_batch                  # logical batch (-b): kept for llama.cpp parity
         self.n_ubatch = min(n_batch, n_ubatch)  # physical batch (-ub), as llama.cpp clamps it
         self.n_threads = check_threads(n_threads if n_threads is not None else numba.config.NUMBA_NUM_THREADS)
-        self.kv = KVCache(hp, n_ctx)
+        if not isinstance(n_seq_max, int) or isinstance(n_seq_max, bool) or not 1 <= n_seq_max <= n_ctx:
+            raise GGraphError(f"n_seq_max must be an integer in 1..n_ctx={n_ctx}, got {n_seq_max!r}")
+        # several sequences: each gets n_ctx / n_seq_max cells of its own (llama.cpp's non-unified cache)
+        self.n_seq_max = n_seq_max
+        self.n_ctx_seq = n_ctx // n_seq_max
+        self.kv = KVCache(hp, self.n_ctx_seq, n_seq_max)
         self._arena = BufferArena()            # scratch shared by this context's plans
         self._cold = None                       # first run: kernels not compiled yet (first_run.py)
         self._helped = False                    # a compile helper ran for this context (compile_helper.py)
@@ -64,20 +109,37 @@ class Context:
         self.cparams = context_params(hp, self.kv.size)
         self._steps: OrderedDict[tuple, _Step] = OrderedDict()
         self.n_vocab = hp.n_vocab
+        self._cb_eval = None                    # set_eval_callback
+
+    def set_eval_callback(self, fn) -> None:
+        """Call fn(name, value, node) for every named node of every later decode (see the module
+        docstring); None removes it."""
+        if fn is not None and not callable(fn):
+            raise GGraphError(f"set_eval_callback: expected a callable or None, got {type(fn).__name__}")
+        self._cb_eval = fn
 
     @property
     def n_past(self) -> int:
         return self.kv.n_past
 
-    def reset(self) -> None:
-        """Forget the sequence (clear the KV cache)."""
-        self.kv.clear()
+    def seq_n_past(self, seq_id: int) -> int:
+        return self.kv.past[self._seq(seq_id)]
 
-    def truncate(self, n_keep: int) -> None:
-        """Keep only the first n_keep positions (llama_memory_seq_rm from n_keep on)."""
-        if not 0 <= n_keep <= self.kv.n_past:
-            raise GGraphError(f"truncate: n_keep={n_keep} outside 0..{self.kv.n_past}")
-        self.kv.n_past = n_keep
+    def reset(self, seq_id: int | None = None) -> None:
+        """Forget the sequence seq_id (all of them when None): clear its KV cells."""
+        self.kv.clear(None if seq_id is None else self._seq(seq_id))
+
+    def truncate(self, n_keep: int, seq_id: int = 0) -> None:
+        """Keep only the first n_keep positions of a sequence (llama_memory_seq_rm from n_keep on)."""
+        s = self._seq(seq_id)
+        if not 0 <= n_keep <= self.kv.past[s]:
+            raise GGraphError(f"truncate: n_keep={n_keep} outside 0..{self.kv.past[s]}")
+        self.kv.past[s] = n_keep
+
+    def _seq(self, seq_id) -> int:
+        if not isinstance(seq_id, (int, np.integer)) or isinstance(seq_id, bool) or not 0 <= seq_id < self.n_seq_max:
+            raise GGraphError(f"seq_id must be an integer in 0..{self.n_seq_max - 1}, got {seq_id!r}")
+        return int(seq_id)
 
     def generate(self, ids, n_predict: int = -1, sampler=None):
         """Iterator over generated token ids (see runtime/generate.py)."""
@@ -85,22 +147,25 @@ class Context:
         return generate(self, ids, n_predict=n_predict, sampler=sampler)
 
     # -- graphs -----------------------------------------------------------------------------
-    def build_graph(self, n_tokens: int, n_outputs: int, n_kv: int) -> LLMGraphContext:
+    def build_graph(self, n_tokens: int, n_outputs: int, n_kv: int, streams=None,
+                    independent_rows: bool = False) -> LLMGraphContext:
         """The model's graph for one ubatch shape (g.gf the graph, g.inputs, g.res)."""
-        g = LLMGraphContext(self.model.arch_model, self.cparams, UBatch(n_tokens, n_outputs, n_kv), self.kv.layout)
+        ub = UBatch(n_tokens, n_outputs, n_kv, streams=streams, independent_rows=independent_rows)
+        g = LLMGraphContext(self.model.arch_model, self.cparams, ub, self.kv.layout)
         with g.gf:
             self.model.arch_model.build_graph(g)
         if g.res.t_logits is None:
             raise GGraphError(f"arch {self.model.arch_model.arch}: build_graph set no g.res.t_logits")
         return g
 
-    def _step(self, n_tokens: int, n_outputs: int, n_kv: int) -> _Step:
-        key = (n_tokens, n_outputs, n_kv)
+    def _step(self, n_tokens: int, n_outputs: int, n_kv: int, observed: bool = False, streams=None,
+              independent_rows: bool = False) -> _Step:
+        key = (n_tokens, n_outputs, n_kv, streams, independent_rows) + (("eval",) if observed else ())
         step = self._steps.get(key)
         if step is None:
-            g = self.build_graph(n_tokens, n_outputs, n_kv)
+            g = self.build_graph(n_tokens, n_outputs, n_kv, streams, independent_rows)
             step = _Step(g, Plan(g.gf, self.model.weights, self.kv.arrays, n_threads=self.n_threads,
-                                    arena=self._arena))
+                                    arena=self._arena, fuse=not observed))
             self._steps[key] = step
             if len(self._steps) > N_PLANS_KEPT:
                 self._steps.popitem(last=False)
@@ -109,18 +174,20 @@ class Context:
         return step
 
     # -- decoding ---------------------------------------------------------------------------
-    def decode(self, ids, logits_all: bool = False) -> np.ndarray:
-        """Append tokens to the sequence; returns float32 logits [len(ids), n_vocab] if logits_all,
-        else [n_vocab] for the last token."""
+    def decode(self, ids, logits_all: bool = False, cb_eval=None, seq_id: int = 0) -> np.ndarray:
+        """Append tokens to sequence seq_id; returns float32 logits [len(ids), n_vocab] if logits_all,
+        else [n_vocab] for the last token. cb_eval: an eval callback for this call only (it
+        replaces set_eval_callback's; see the module docstring)."""
+        seq = self._seq(seq_id)
         ids = np.asarray(ids, dtype=np.int64).reshape(-1)
         if ids.size == 0:
             raise GGraphError("decode: no tokens given")
         if ids.min() < 0 or ids.max() >= self.n_vocab:
             bad = int(ids[(ids < 0) | (ids >= self.n_vocab)][0])
             raise GGraphError(f"decode: token id {bad} is outside the vocabulary (0..{self.n_vocab - 1})")
-        if self.kv.n_past + ids.size > self.n_ctx:
-            raise GGraphError(f"the prompt needs {self.kv.n_past + ids.size} positions but the context holds "
-                              f"n_ctx={self.n_ctx} (prompt too long: raise -c/n_ctx or shorten it)")
+        if self.kv.past[seq] + ids.size > self.n_ctx_seq:
+            raise GGraphError(f"the prompt needs {self.kv.past[seq] + ids.size} positions but the context holds "
+                              f"n_ctx={self.n_ctx_seq} (prompt too long: raise -c/n_ctx or shorten it)")
         if self._cold is None:
             self._cold = first_run.is_first_run(self.model)
         helper = None
@@ -129,37 +196,78 @@ class Context:
             if not self._helped:
                 helper = compile_helper.start(self, ids.size)
                 self._helped = True
+        cb = cb_eval if cb_eval is not None else self._cb_eval
+        if cb is not None and not callable(cb):
+            raise GGraphError(f"decode: cb_eval must be callable, got {type(cb).__name__}")
+        n_past = self.kv.past[seq]
         try:
-            return self._decode(ids, logits_all)
+            return self._decode(ids, logits_all, cb, seq)
+        except EvalStopped:
+            self.kv.past[seq] = n_past
+            raise
         finally:
             compile_helper.stop(helper)
 
-    def _decode(self, ids: np.ndarray, logits_all: bool) -> np.ndarray:
+    def decode_batch(self, tokens_by_seq: dict) -> dict:
+        """One token for each of several sequences in ONE ubatch ({seq_id: token} -> {seq_id: logits
+        [n_vocab]}): the weights are read once for all (where the format's batch kernel gives each
+        row its one-token result; row by row otherwise), each sequence attends over its own cells,
+        and every sequence's logits are bit for bit those of decoding it alone."""
+        if not isinstance(tokens_by_seq, dict) or not tokens_by_seq:
+            raise GGraphError("decode_batch: expected a non-empty {seq_id: token} dict")
+        seqs = sorted(self._seq(s) for s in tokens_by_seq)
+        toks = np.array([tokens_by_seq[s] for s in seqs], dtype=np.int64)
+        if toks.min() < 0 or toks.max() >= self.n_vocab:
+            raise GGraphError(f"decode_batch: token ids must be in 0..{self.n_vocab - 1}")
+        full = [s for s in seqs if self.kv.past[s] + 1 > self.n_ctx_seq]
+        if full:
+            raise GGraphError(f"decode_batch: sequence {full[0]} is full (n_ctx per sequence {self.n_ctx_seq})")
+        if len(seqs) == 1:
+            return {seqs[0]: self.decode(toks, seq_id=seqs[0])}
+        numba.set_num_threads(self.n_threads)
+        n = len(seqs)
+        streams = tuple(StreamSlice(s, i, i + 1, self.kv.n_kv_for(1, s)) for i, s in enumerate(seqs))
+        step = self._step(n, n, 0, streams=streams, independent_rows=True)
+        ub = UBatch(n, n, 0, tokens=toks.astype(np.int32),
+                    pos=np.array([self.kv.past[s] for s in seqs], np.int32),
+                    out_ids=np.arange(n, dtype=np.int32),
+                    kv_cells=np.concatenate([self.kv.find_slot(1, s) for s in seqs]),
+                    streams=streams, independent_rows=True,
+                    stream_kv_pos=[self.kv.cell_pos(sl.n_kv, self.kv.past[sl.stream] + 1) for sl in streams])
+        logits = step.run(ub, self.op_profile).reshape(n, self.n_vocab)
+        for s in seqs:
+            self.kv.past[s] += 1
+        return {s: logits[i].copy() for i, s in enumerate(seqs)}
+
+    def _decode(self, ids: np.ndarray, logits_all: bool, cb=None, seq: int = 0) -> np.ndarray:
         numba.set_num_threads(self.n_threads)
         out = np.empty((ids.size, self.n_vocab), np.float32) if logits_all else None
         last = None
         for start in range(0, ids.size, self.n_ubatch):
             chunk = ids[start:start + self.n_ubatch]
             n = chunk.size
-            logits = self._decode_ubatch(chunk, n if logits_all else 1)
+            logits = self._decode_ubatch(chunk, n if logits_all else 1, cb, seq)
             if logits_all:
                 out[start:start + n] = logits
             else:
                 last = logits[-1]
-        if self._cold and ids.size == 1:     # prompt and one-token kernels have both compiled
+        if self._cold and ids.size == 1 and cb is None:   # prompt and one-token kernels have both compiled
             first_run.mark_compiled(self.model)
             self._cold = False
         return out if logits_all else last.copy()
 
-    def _decode_ubatch(self, tokens: np.ndarray, n_outputs: int) -> np.ndarray:
+    def _decode_ubatch(self, tokens: np.ndarray, n_outputs: int, cb=None, seq: int = 0) -> np.ndarray:
         n = tokens.size
-        n_kv = self.kv.n_kv_for(n)
-        step = self._step(n, n_outputs, n_kv)
-        p0 = self.kv.n_past
-        cells = self.kv.find_slot(n)
+        n_kv = self.kv.n_kv_for(n, seq)
+        # stream 0 keeps the one-sequence graph; another stream's views start at its cells
+        streams = None if seq == 0 else (StreamSlice(seq, 0, n, n_kv),)
+        step = self._step(n, n_outputs, n_kv, cb is not None, streams)
+        p0 = self.kv.past[seq]
+        cells = self.kv.find_slot(n, seq)
+        kv_pos = self.kv.cell_pos(n_kv, p0 + n)
         ub = UBatch(n, n_outputs, n_kv, tokens=tokens.astype(np.int32), pos=np.arange(p0, p0 + n, dtype=np.int32),
-                    out_ids=np.arange(n - n_outputs, n, dtype=np.int32), kv_cells=cells,
-                    kv_pos=self.kv.cell_pos(n_kv, p0 + n))
-        logits = step.run(ub, self.op_profile)
-        self.kv.n_past = p0 + n
+                    out_ids=np.arange(n - n_outputs, n, dtype=np.int32), kv_cells=cells, kv_pos=kv_pos,
+                    streams=streams, stream_kv_pos=None if streams is None else [kv_pos])
+        logits = step.run(ub, self.op_profile) if cb is None else step.run_observed(ub, cb)
+        self.kv.past[seq] = p0 + n
         return logits.reshape(n_outputs, self.n_vocab)

@@ -44,7 +44,7 @@ class Plan:
     """A graph bound to buffers and kernels. Fill `inputs[name]` then call run()."""
 
     def __init__(self, graph: Graph, weights: dict, cache_arrays: dict, reuse_buffers: bool = True,
-                 n_threads: int | None = None, arena: "BufferArena | None" = None):
+                 n_threads: int | None = None, arena: "BufferArena | None" = None, fuse: bool | None = None):
         self.graph = graph
         self._arena = arena if arena is not None else BufferArena()
         self._n_taken = 0
@@ -57,7 +57,9 @@ class Plan:
         self.inputs = {t.name: self.arrays[t.id] for t in graph.leaves("input")}
         self.outputs = {k: self.arrays[t.id] for k, t in graph.outputs.items()}
         self.conversions: dict[tuple, list] = {}   # op_kernels: activation conversions by shape
-        fz = fusion.find(graph) if reuse_buffers else fusion.Fusions()
+        # fuse (default: as reuse_buffers) off: every node is computed into its own array by its own
+        # step, so an eval callback (run_observed) sees every intermediate value
+        fz = fusion.find(graph) if (reuse_buffers if fuse is None else fuse) else fusion.Fusions()
         bound, kinds = [], []
         for t in graph.ops():
             if t.id in fz.absorbed:
@@ -65,10 +67,14 @@ class Plan:
             b = op_kernels.bind(t, self, fz.fused.get(t.id))
             if b is not None:
                 bound.append(b)
-                kinds.append((fz.fused[t.id][0] if t.id in fz.fused else self._label(t), self._layouts(t)))
+                kinds.append(((fz.fused[t.id][0] if t.id in fz.fused else self._label(t), self._layouts(t)), t))
         # kinds: (label, array layouts) per step; the compile helper calls one step of each
-        self.steps, self.kinds = _with_thread_switches(bound, kinds, n_threads)
+        self.steps, kinds_nodes = _with_thread_switches(bound, kinds, n_threads)
+        self.kinds = [k and k[0] for k in kinds_nodes]
+        self.step_nodes = [k and k[1] for k in kinds_nodes]   # the node each step computes (None: a switch)
         self.labels = [k and k[0] for k in self.kinds]
+        self._absorbed = fz.absorbed
+        self._observe = None                 # run_observed's schedule, built on first use
 
     # -- arrays ------------------------------------------------------------------------------
     def array(self, t: Tensor) -> np.ndarray:
@@ -180,6 +186,40 @@ class Plan:
             acc = profile.setdefault(label or "(thread switch)", [0.0, 0])
             acc[0] += clock() - t0
             acc[1] += 1
+
+
+    # -- eval callback -----------------------------------------------------------------------
+    def _observe_schedule(self):
+        """(op nodes before the first step, per step the op nodes whose values are final once it
+        ran): each computed node after its own step, each view right after the node before it in
+        graph order. Nodes a fusion absorbed have no value of their own and are left out."""
+        first: list[Tensor] = []
+        after: list[list[Tensor]] = [[] for _ in self.steps]
+        index = {t.id: i for i, t in enumerate(self.step_nodes) if t is not None}
+        cur = None
+        for t in self.graph.ops():
+            if t.id in self._absorbed:
+                continue
+            cur = index.get(t.id, cur)
+            (first if cur is None else after[cur]).append(t)
+        return first, after
+
+    def run_observed(self, observe) -> bool:
+        """Run every step and call observe(node) for every op node of the graph (views included) in
+        graph order, once its value is computed; stop and return False when observe returns False.
+        The values are read right after their step: later steps may reuse the buffer."""
+        if self._observe is None:
+            self._observe = self._observe_schedule()
+        first, after = self._observe
+        for t in first:
+            if observe(t) is False:
+                return False
+        for step, nodes in zip(self.steps, after):
+            step()
+            for t in nodes:
+                if observe(t) is False:
+                    return False
+        return True
 
 
 def _set_threads_fn():

@@ -1,4 +1,5 @@
-"""KV cache storage for one sequence: cell i holds position i (no context shift).
+"""KV cache storage for one or several sequences (one stream each): cell i of a stream holds
+position i (no context shift).
 
 The graph side (which leaves, which layout) is ggraph.llm.KVCacheLayout; this owns the arrays.
 F16 cells are held as runtime/storage.py says (uint16 F16 bits: llama.cpp's bytes per cell).
@@ -19,28 +20,44 @@ def pad(n: int, to: int = KV_PAD) -> int:
 
 
 class KVCache:
-    def __init__(self, hp, n_ctx: int):
-        self.size = pad(n_ctx)
-        self.layout = KVCacheLayout(hp, self.size)
-        self.arrays = {t.name: zeros(t) for t in self.layout.k + self.layout.v}
-        self.n_past = 0        # cells in use (= next position)
+    """n_stream sequences, each in its own stream of `size` cells (cell i of a stream holds its
+    position i); stream 0 is the one-sequence API's."""
 
-    def find_slot(self, n_tokens: int) -> np.ndarray:
-        """Cells for the next n_tokens (llama_kv_cache::find_slot): one sequence, so the next ones."""
-        return np.arange(self.n_past, self.n_past + n_tokens, dtype=np.int32)
+    def __init__(self, hp, n_ctx: int, n_stream: int = 1):
+        self.size = pad(n_ctx)
+        self.n_stream = n_stream
+        self.layout = KVCacheLayout(hp, self.size, n_stream=n_stream)
+        self.arrays = {t.name: zeros(t) for t in self.layout.k + self.layout.v}
+        self.past = [0] * n_stream       # cells in use per stream (= its next position)
+
+    @property
+    def n_past(self) -> int:
+        return self.past[0]
+
+    @n_past.setter
+    def n_past(self, n: int) -> None:
+        self.past[0] = n
+
+    def find_slot(self, n_tokens: int, stream: int = 0) -> np.ndarray:
+        """Cells for the next n_tokens of a stream (llama_kv_cache::find_slot): the next ones."""
+        p0 = stream * self.size + self.past[stream]
+        return np.arange(p0, p0 + n_tokens, dtype=np.int32)
 
     def cell_pos(self, n_kv: int, n_used: int) -> np.ndarray:
-        """Position held by each of the first n_kv cells once n_used are filled (-1: empty)."""
+        """Position held by each of the first n_kv cells of a stream once n_used are filled (-1: empty)."""
         pos = np.arange(n_kv, dtype=np.int32)
         pos[n_used:] = -1
         return pos
 
-    def n_kv_for(self, n_tokens: int) -> int:
+    def n_kv_for(self, n_tokens: int, stream: int = 0) -> int:
         """Cells the attention reads for a ubatch: used + new, padded to 256."""
-        return min(self.size, pad(self.n_past + n_tokens))
+        return min(self.size, pad(self.past[stream] + n_tokens))
 
-    def clear(self) -> None:
-        self.n_past = 0
+    def clear(self, stream: int | None = None) -> None:
+        if stream is None:
+            self.past = [0] * self.n_stream
+        else:
+            self.past[stream] = 0
 
     @property
     def nbytes(self) -> int:

@@ -46,10 +46,13 @@ class Model:
         return chat_template_for(self).render(messages, add_generation_prompt=add_generation_prompt)
 
     # -- contexts -----------------------------------------------------------------------------
-    def new_context(self, n_ctx: int = 4096, n_batch: int = 2048, n_ubatch: int = 512, n_threads: int | None = None):
-        """A context (llama_context) with llama.cpp's defaults: -c 4096, -b 2048, -ub 512."""
+    def new_context(self, n_ctx: int = 4096, n_batch: int = 2048, n_ubatch: int = 512, n_threads: int | None = None,
+                    n_seq_max: int = 1):
+        """A context (llama_context) with llama.cpp's defaults: -c 4096, -b 2048, -ub 512; n_seq_max
+        sequences share it, n_ctx / n_seq_max cells each (decode(..., seq_id=), decode_batch)."""
         from .context import Context
-        return Context(self, n_ctx=n_ctx, n_batch=n_batch, n_ubatch=n_ubatch, n_threads=n_threads)
+        return Context(self, n_ctx=n_ctx, n_batch=n_batch, n_ubatch=n_ubatch, n_threads=n_threads,
+                       n_seq_max=n_seq_max)
 
     def info(self) -> dict:
         hp = self.hp

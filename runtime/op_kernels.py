@@ -18,6 +18,7 @@ from .kernels.matmul import get_rows as q_get_rows
 from .kernels.matmul import activation_buffers, convert, mul_mat_converted
 from .kernels.matmul import mul_mat as q_mul_mat
 from .kernels.matmul import mul_mat_id as q_mul_mat_id
+from .kernels.matmul import mul_mat_rowwise as q_mul_mat_rowwise
 from .kernels.quantize_act import round_to_f16
 from .kernels.set_rows import set_rows_f16
 from .storage import stored
@@ -169,6 +170,8 @@ def _bind_weight_mul_mat(t, plan, w, b, out2):
     if t.src[0].ne[2] != 1 or t.src[0].ne[3] != 1:
         raise GGraphError(f"mul_mat {t.name}: 3-D weights are not supported yet")
     xb = plan.array(b)
+    if t.params.get("independent_rows"):       # several sequences' decode tokens: each as if alone
+        return lambda: q_mul_mat_rowwise(w, _rows(np.ascontiguousarray(xb)), out2)
     if not _is_c(xb):
         return lambda: q_mul_mat(w, _rows(np.ascontiguousarray(xb)), out2)
     x2 = _rows(xb)
@@ -193,7 +196,8 @@ def _bind_mul_mat_id(t, plan):
         raise GGraphError(f"mul_mat_id {t.name}: the experts must be a weight tensor")
     w, n_rows = plan.weight(a), a.ne[1]
     x, ids2, out = plan.array(b)[0], plan.array(ids)[0, 0], plan.array(t)[0]
-    return lambda: q_mul_mat_id(w, n_rows, x, ids2, out)
+    independent = bool(t.params.get("independent_rows"))
+    return lambda: q_mul_mat_id(w, n_rows, x, ids2, out, independent)
 
 
 def _bind_argsort(t, plan):

@@ -39,6 +39,30 @@ def mul_mat(w, x, out):
     mul_mat_converted(w, convert(w, x, bufs), out)
 
 
+def batch_is_rowwise(w, M: int) -> bool:
+    """Whether mul_mat on M rows gives every row exactly its one-row product (then a decode step of
+    M sequences reads the weights once and still matches each sequence alone): the 32-block formats
+    always (their batch kernel sums in vec_dot's order), non-repacked K-quants below the tiled
+    kernel's 8 rows, repacked Q4_K / Q2_K below the 4-row gemm; never the float formats (sgemm order)."""
+    t = w.fmt.type
+    if M == 1 or t in (T.Q8_0, T.Q4_0, T.Q4_1, T.Q5_0, T.Q5_1):
+        return True
+    if t in (T.Q4_K, T.Q2_K) and w.packed is not None:
+        return M < 4
+    if t in (T.Q2_K, T.Q3_K, T.Q4_K, T.Q5_K, T.Q6_K):
+        return M < 8
+    return False
+
+
+def mul_mat_rowwise(w, x, out):
+    """mul_mat with each row computed as if it were alone (one batch call where that is the same)."""
+    if batch_is_rowwise(w, x.shape[0]):
+        mul_mat(w, x, out)
+        return
+    for m in range(x.shape[0]):
+        mul_mat(w, x[m:m + 1], out[m:m + 1])
+
+
 def _check(w, x, out):
     if x.ndim != 2 or x.shape[1] != w.ne0 or out.shape != (x.shape[0], w.ne1):
         raise GGraphError(f"mul_mat '{w.name}': x {x.shape} / out {out.shape} do not fit weight ne0={w.ne0}, ne1={w.ne1}")
@@ -65,7 +89,7 @@ def mul_mat_converted(w, xc, out):
         w.fmt.matmul(w.raw, xq, a1, a2, out)
 
 
-def mul_mat_id(w, n_rows, x, ids, out):
+def mul_mat_id(w, n_rows, x, ids, out, independent_rows=False):
     """Expert products as ggml-cpu's mul_mat_id: out[t, s, :] = W_e x[t, s % n_b, :] with e = ids[t, s];
     w holds n_expert blocks of n_rows rows; x f32 [T, n_b, K], ids i32 [T, k], out f32 [T, k, n_rows].
 
@@ -73,7 +97,8 @@ def mul_mat_id(w, n_rows, x, ids, out):
     llama.cpp computes every row with the one-token kernel (vec_dot, or the repacked gemv), except
     non-repacked K-quant experts with >= 8 rows, which take the tiled kernel. Batched here where our
     batch kernel has exactly that order (the 32-block formats, where vec_dot and the batch order
-    agree; the K-quant tiled / vec rule is mul_mat's own); one row at a time otherwise."""
+    agree; the K-quant tiled / vec rule is mul_mat's own); one row at a time otherwise.
+    independent_rows: every row as if its token were alone (a decode step of several sequences)."""
     T, k = ids.shape
     n_b, K = x.shape[1], x.shape[2]
     if out.shape != (T, k, n_rows) or x.shape[0] != T or k % n_b:
@@ -92,7 +117,7 @@ def mul_mat_id(w, n_rows, x, ids, out):
         we = w.expert(e, n_rows)
         t, s = np.divmod(rows, k)
         xe = np.ascontiguousarray(x[t, s % n_b])
-        if batch or rows.size == 1:
+        if rows.size == 1 or (batch and not independent_rows) or (independent_rows and batch_is_rowwise(we, rows.size)):
             oe = np.empty((rows.size, n_rows), np.float32)
             mul_mat(we, xe, oe)
             out[t, s] = oe
