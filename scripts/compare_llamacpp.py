@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Live agreement report: ggraph vs llama.cpp, beside llama.cpp vs itself.
+"""Live agreement report: ggraph vs llama.cpp, beside llama.cpp vs itself (the table of docs/agreement.md).
 
 For every prompt: llama.cpp evaluates it in one batch (logits at every position) and continues
 greedily for N tokens; llama.cpp again, feeding the prompt one token per step (its own legitimate
@@ -7,6 +7,9 @@ spread); ggraph like the first. Full-vocabulary KL (llama.cpp batch as P), top-1
 identical greedy continuations are reported for both pairs.
 
     python scripts/compare_llamacpp.py MODEL.gguf [--prompts tests/fixtures/prompts.json] [--n-gen 32]
+
+A thin wrapper over runtime/apps/compare.py; `ggraph compare -m MODEL --prompts FILE --self-spread`
+gives the same numbers with per-prompt detail.
 """
 from __future__ import annotations
 
@@ -18,9 +21,6 @@ import sys
 import numpy as np
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, HERE)
-sys.path.insert(0, os.path.join(HERE, "..", "tests"))   # tests/compare.py: the measures the tests use
-from make_llamacpp_fixtures import llamacpp_run  # noqa: E402  (same recipe as the fixtures)
 
 
 def main():
@@ -32,22 +32,23 @@ def main():
     ap.add_argument("--threads", type=int, default=2)
     a = ap.parse_args()
 
-    import llama_cpp
-
     import ggraph
-    from compare import kl_full, prompt_then_greedy
-
+    from ggraph.runtime.apps.compare import (INSTALL_HINT, Settings, ggraph_greedy, import_llama_cpp, kl_full,
+                                             llamacpp_greedy, llamacpp_tokenize, new_llama)
+    llama_cpp = import_llama_cpp()
+    if llama_cpp is None:
+        sys.exit(INSTALL_HINT)
     prompts = json.load(open(a.prompts))
-    llm = llama_cpp.Llama(model_path=a.model, n_ctx=a.n_ctx, n_batch=512, n_ubatch=512, logits_all=True,
-                          flash_attn=False, n_threads=a.threads, verbose=False)
+    st = Settings(a.n_ctx, 512, a.threads, a.n_gen)
+    llm = new_llama(llama_cpp, a.model, st)
     model = ggraph.load(a.model)
     ctx = model.new_context(n_ctx=a.n_ctx, n_threads=a.threads)
     rows = {"ggraph": [], "llama.cpp token-by-token": []}
     for text in prompts:
-        ids = llm.tokenize(text.encode(), add_bos=True, special=False)
-        ref, ref_gen = llamacpp_run(llm, ids, a.n_gen, a.n_ctx, False)
-        tok, tok_gen = llamacpp_run(llm, ids, a.n_gen, a.n_ctx, True)
-        ours, our_gen = prompt_then_greedy(ctx, ids, a.n_gen)
+        ids = llamacpp_tokenize(llm, text)
+        ref, ref_gen, _ = llamacpp_greedy(llm, ids, a.n_gen)
+        tok, tok_gen, _ = llamacpp_greedy(llm, ids, a.n_gen, token_by_token=True)
+        ours, our_gen, _ = ggraph_greedy(ctx, ids, a.n_gen)
         for key, lg, gen in (("ggraph", ours, our_gen), ("llama.cpp token-by-token", tok, tok_gen)):
             rows[key].append((kl_full(ref, lg), lg.argmax(1) == ref.argmax(1), gen == ref_gen))
     print(f"model: {os.path.basename(a.model)}; {len(prompts)} prompts; reference: llama.cpp "

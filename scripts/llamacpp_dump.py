@@ -16,138 +16,28 @@ Needs llama-cpp-python. Reads every node through the cb_eval hook of llama_conte
 from __future__ import annotations
 
 import argparse
-import ctypes
-import os
 
 import numpy as np
 
-
-class GGMLTensor(ctypes.Structure):
-    # struct ggml_tensor from ggml.h (GGML_MAX_DIMS 4, GGML_MAX_OP_PARAMS 64, GGML_MAX_SRC 10, GGML_MAX_NAME 64)
-    _fields_ = [("type", ctypes.c_int), ("buffer", ctypes.c_void_p), ("ne", ctypes.c_int64 * 4),
-                ("nb", ctypes.c_size_t * 4), ("op", ctypes.c_int), ("op_params", ctypes.c_int32 * 16),
-                ("flags", ctypes.c_int32), ("src", ctypes.c_void_p * 10), ("view_src", ctypes.c_void_p),
-                ("view_offs", ctypes.c_size_t), ("data", ctypes.c_void_p), ("name", ctypes.c_char * 64),
-                ("extra", ctypes.c_void_p), ("padding", ctypes.c_char * 8)]
-
-
-_NP_TYPES = {0: np.float32, 1: np.float16, 26: np.int32}     # GGML_TYPE_F32, F16, I32
-
-
-def _read(t: GGMLTensor) -> np.ndarray | None:
-    """A copy of t's data as a numpy array (shape reversed ne, F16 widened to float32)."""
-    dt = _NP_TYPES.get(t.type)
-    if dt is None or not t.data:
-        return None
-    shape = tuple(reversed([int(x) for x in t.ne]))
-    strides = tuple(reversed([int(x) for x in t.nb]))
-    esz = np.dtype(dt).itemsize
-    extent = sum((n - 1) * s for n, s in zip(shape, strides)) + esz
-    buf = (ctypes.c_char * extent).from_address(t.data)
-    arr = np.array(np.lib.stride_tricks.as_strided(np.frombuffer(buf, dt), shape, strides))
-    return arr.astype(np.float32) if dt == np.float16 else arr
-
-
-def _is_contiguous(t: GGMLTensor) -> bool:
-    esz = {0: 4, 1: 2, 26: 4}.get(t.type, 0)
-    nb = esz
-    for d in range(4):
-        if t.ne[d] != 1 and t.nb[d] != nb:
-            return False
-        nb *= t.ne[d]
-    return True
-
-
-class _OpNames:
-    def __init__(self):
-        import llama_cpp
-        lib = ctypes.CDLL(os.path.join(os.path.dirname(llama_cpp.__file__), "lib", "libggml-base.so"))
-        self._name, self._desc = lib.ggml_op_name, lib.ggml_op_desc
-        self._name.restype, self._name.argtypes = ctypes.c_char_p, [ctypes.c_int]
-        self._desc.restype, self._desc.argtypes = ctypes.c_char_p, [ctypes.c_void_p]
-
-    def __call__(self, ptr, t):
-        return self._name(t.op).decode(), self._desc(ptr).decode()
-
-
-_KERNEL_OPS = ("RMS_NORM", "NORM", "MUL_MAT", "SOFT_MAX", "ROPE", "GLU", "UNARY")
+# The captures live in the package (`ggraph compare --tensors` uses them): llama.cpp's cb_eval in
+# runtime/apps/llamacpp_eval.py, ggraph's eval callback in runtime/apps/tensors.py.
+from ggraph.runtime.apps.llamacpp_eval import GGMLTensor, read_tensor  # noqa: F401  (for importers)
 
 
 def llamacpp_nodes(model_path: str, ids: list[int], n_ctx: int = 512, decode: bool = False,
                    isolated: bool = False) -> tuple[dict[str, np.ndarray], list[dict]]:
-    """Named F32 nodes of the (last) llama_decode, and, if isolated, the records of the nodes our
-    kernels implement (op, op_params, srcs) in graph order."""
-    import llama_cpp as lc
-    dumped: dict[str, np.ndarray] = {}
-    records: list[dict] = []
-    op_names = _OpNames() if isolated else None
-
-    pending: dict[int, list] = {}
-
-    @lc.ggml_backend_sched_eval_callback
-    def cb(ptr, ask, _ud):
-        t = ctypes.cast(ptr, ctypes.POINTER(GGMLTensor)).contents
-        if ask:
-            # the scheduler asks before computing the node (its sources are ready) and calls again
-            # once it is computed: the sources are read now, as the allocator may let the node
-            # overwrite them in place (soft_max, norms, ...)
-            if op_names is not None and op_names(ptr, t)[0] in _KERNEL_OPS and t.type == 0:
-                srcs = []
-                for sp in t.src:
-                    if not sp:
-                        break
-                    s = ctypes.cast(sp, ctypes.POINTER(GGMLTensor)).contents
-                    srcs.append({"type": s.type, "data": _read(s), "contiguous": _is_contiguous(s),
-                                 "name": s.name.decode()})
-                pending[ptr] = srcs
-            return True
-        if t.type == 0 and t.data:
-            dumped[t.name.decode()] = _read(t)
-        srcs = pending.pop(ptr, None)
-        if srcs is not None:
-            op, desc = op_names(ptr, t)
-            records.append({"op": op, "desc": desc, "name": t.name.decode(), "params": list(t.op_params),
-                            "out": _read(t), "srcs": srcs})
-        return True
-
-    lc.llama_backend_init()
-    model = lc.llama_model_load_from_file(model_path.encode(), lc.llama_model_default_params())
-    cp = lc.llama_context_default_params()
-    cp.n_ctx, cp.n_batch, cp.n_ubatch, cp.n_threads, cp.n_threads_batch = n_ctx, 512, 512, 2, 2
-    cp.cb_eval, cp.cb_eval_user_data = cb, None
-    if hasattr(cp, "flash_attn_type"):
-        cp.flash_attn_type = 0
-    ctx = lc.llama_init_from_model(model, cp)
-    batches = [[i] for i in ids] if decode else [ids]
-    for b in batches:
-        dumped.clear()
-        records.clear()
-        arr = (ctypes.c_int32 * len(b))(*b)
-        if lc.llama_decode(ctx, lc.llama_batch_get_one(arr, len(b))) != 0:
-            raise RuntimeError("llama_decode failed")
-    lc.llama_free(ctx)
-    lc.llama_model_free(model)
-    return dumped, records
+    """Named F32 nodes of the (last) llama_decode by name (the last node of a name wins), and, if
+    isolated, the records of the nodes our kernels implement (op, op_params, srcs) in graph order."""
+    from ggraph.runtime.apps.llamacpp_eval import llamacpp_nodes as capture
+    nodes, records = capture(model_path, ids, n_ctx=n_ctx, decode=decode, isolated=isolated)
+    return {nd.name: nd.value for nd in nodes}, records
 
 
 def ggraph_nodes(model_path: str, ids: list[int], n_ctx: int = 512, decode: bool = False) -> dict[str, np.ndarray]:
-    from ggraph.runtime.context import _Step
-    from ggraph.runtime.executor import Plan
-    from ggraph.runtime.model import Model
-    from ggraph.runtime.storage import as_f32
-    m = Model(model_path)
-    ctx = m.new_context(n_ctx=n_ctx, n_threads=2)
-    n = 1 if decode else len(ids)
-    n_kv = ctx.kv.n_kv_for(len(ids))
-    g = ctx.build_graph(n, n, n_kv)
-    plan = Plan(g.gf, m.weights, ctx.kv.arrays, reuse_buffers=False)
-    ctx._steps[(n, n, n_kv)] = _Step(g, plan)
-    if decode:
-        for i in ids:     # every step uses the same (1, 1, n_kv) debug plan; nodes of the last remain
-            ctx.decode([i], logits_all=True)
-    else:
-        ctx.decode(ids, logits_all=True)
-    return {t.name: np.array(as_f32(t, plan.array(t))) for t in g.gf.nodes if t.name and t.kind == "op"}
+    """ggraph's named op nodes (views included) of the (last) ubatch by name, logits for every
+    position, through the context's eval callback."""
+    from ggraph.runtime.apps.tensors import ggraph_nodes as capture
+    return {nd.name: nd.value for nd in capture(model_path, ids, n_ctx=n_ctx, decode=decode, n_threads=2)}
 
 
 # -- isolated kernel checks ---------------------------------------------------------------------

@@ -99,6 +99,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print the rows as JSON")
     p.add_argument("--profile", action="store_true",
                    help="also time every op of ggraph's plans: a per-op table (ms and calls per token) per test")
+
+    from .compare import add_arguments as compare_arguments
+    compare_arguments(sub.add_parser("compare", help="ggraph vs llama.cpp on the same GGUF: logits, continuations, every tensor"))
+    from .graph_view import add_arguments as graph_arguments
+    graph_arguments(sub.add_parser("graph", help="the compute graph of one ubatch: nodes, ops, shapes, bytes; Graphviz DOT"))
     return ap
 
 
@@ -244,6 +249,22 @@ def cmd_bench(args) -> int:
 
 
 COMMANDS = {"run": cmd_run, "chat": cmd_chat, "tokenize": cmd_tokenize, "info": cmd_info, "pull": cmd_pull, "bench": cmd_bench}
+
+
+def cmd_compare(args) -> int:
+    from .compare import cmd_compare
+    return cmd_compare(args)
+
+
+COMMANDS["compare"] = cmd_compare
+
+
+def cmd_graph(args) -> int:
+    from .graph_view import cmd_graph
+    return cmd_graph(args)
+
+
+COMMANDS["graph"] = cmd_graph
 
 
 def main(argv=None) -> int:
