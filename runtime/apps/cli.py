@@ -102,6 +102,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     from .compare import add_arguments as compare_arguments
     compare_arguments(sub.add_parser("compare", help="ggraph vs llama.cpp on the same GGUF: logits, continuations, every tensor"))
+    from .perplexity import add_parser as perplexity_parser
+    perplexity_parser(sub, _add_model_arg)
     from .graph_view import add_arguments as graph_arguments
     graph_arguments(sub.add_parser("graph", help="the compute graph of one ubatch: nodes, ops, shapes, bytes; Graphviz DOT"))
     return ap
@@ -265,6 +267,14 @@ def cmd_graph(args) -> int:
 
 
 COMMANDS["graph"] = cmd_graph
+
+
+def cmd_perplexity(args) -> int:
+    from .perplexity import cmd_perplexity
+    return cmd_perplexity(args, _load)
+
+
+COMMANDS["perplexity"] = cmd_perplexity
 
 
 def main(argv=None) -> int:
