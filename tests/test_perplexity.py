@@ -103,3 +103,18 @@ def test_llamacpp_backend_writes_the_same_base_file(tiny, tmp_path):
     P.perplexity(P.LlamaCppBackend(path, 64, 64, 1), tokens, 64, 3, None, theirs, out=io.StringIO(),
                  err=io.StringIO())
     assert open(ours, "rb").read() == open(theirs, "rb").read()
+
+
+def test_perplexity_matches_llamacpps_fixture(tiny):
+    """The tiny model over tests/fixtures/ppl_text.txt (Python's own docs, 4,776 tokens), n_ctx 128:
+    llama.cpp's logits gave these running and final perplexities (tests/fixtures/llamacpp_tiny_perplexity.json)."""
+    import json
+    path, model = tiny
+    fx = json.load(open(os.path.join(os.path.dirname(__file__), "fixtures", "llamacpp_tiny_perplexity.json")))
+    text = open(os.path.join(os.path.dirname(__file__), "fixtures", "ppl_text.txt"), encoding="utf-8").read()
+    tokens = np.asarray(model.tokenize(text), np.int64)
+    assert tokens.size == fx["n_tokens"]
+    res = P.perplexity(P.GgraphBackend(model, fx["n_ctx"], fx["n_ctx"], 1), tokens, fx["n_ctx"], -1, None,
+                       out=io.StringIO(), err=io.StringIO())
+    assert res["chunks"] == pytest.approx(fx["chunks"], rel=1e-12)
+    assert res["ppl"] == pytest.approx(fx["ppl"], rel=1e-12) and res["uncertainty"] == pytest.approx(fx["uncertainty"], rel=1e-9)
