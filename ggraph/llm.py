@@ -80,6 +80,7 @@ class StreamSlice:
     t0: int
     t1: int
     n_kv: int
+    swa_skip: int = 0      # leading cells every token's sliding window has left (a multiple of 256)
 
 
 @dataclass
@@ -101,9 +102,12 @@ class UBatch:
     # rows computed as if each token were alone (weight products row by row with the one-token
     # kernels): a decode step of several sequences then gives each one's solo logits, bit for bit
     independent_rows: bool = False
+    swa_skip: int = 0                     # one sequence: StreamSlice.swa_skip of stream 0
 
     def slices(self) -> tuple:
-        return self.streams if self.streams is not None else (StreamSlice(0, 0, self.n_tokens, self.n_kv),)
+        if self.streams is not None:
+            return self.streams
+        return (StreamSlice(0, 0, self.n_tokens, self.n_kv, self.swa_skip),)
 
     def slice_kv_pos(self, i: int) -> np.ndarray:
         return self.kv_pos if self.streams is None else self.stream_kv_pos[i]
@@ -203,7 +207,8 @@ class InputAttnKV(GraphInput):
         # one mask per sequence slice [n_kv, its tokens] (one slice: llama.cpp's kq_mask)
         suffix = [""] if len(self.slices) == 1 else [f"_s{sl.stream}" for sl in self.slices]
         self.masks = [g.gf.input("kq_mask" + x, F32, (sl.n_kv, sl.t1 - sl.t0)) for x, sl in zip(suffix, self.slices)]
-        self.masks_swa = [g.gf.input("kq_mask_swa" + x, F32, (sl.n_kv, sl.t1 - sl.t0))
+        # the window mask leaves out the leading cells no token of the slice can see (swa_skip)
+        self.masks_swa = [g.gf.input("kq_mask_swa" + x, F32, (sl.n_kv - sl.swa_skip, sl.t1 - sl.t0))
                           for x, sl in zip(suffix, self.slices)] if swa else None
         self.kq_mask = self.masks[0]
         self.kq_mask_swa = self.masks_swa[0] if swa else None
@@ -220,7 +225,7 @@ class InputAttnKV(GraphInput):
             part = UBatch(sl.t1 - sl.t0, 0, sl.n_kv, pos=ub.pos[sl.t0:sl.t1], kv_pos=ub.slice_kv_pos(i))
             arr(self.masks[i])[:] = kq_mask(part, 0, alibi).reshape(-1)
             if self.masks_swa is not None:
-                arr(self.masks_swa[i])[:] = kq_mask(part, self.hp.n_swa, alibi).reshape(-1)
+                arr(self.masks_swa[i])[:] = kq_mask(part, self.hp.n_swa, alibi)[:, sl.swa_skip:].reshape(-1)
 
 
 class GraphResult:
@@ -394,9 +399,12 @@ class LLMGraphContext:
         esz_v, cells = row_size(kv.v[il].type, 1), kv.size * kv.n_stream
         outs = []
         for i, sl in enumerate(self.ubatch.slices()):
-            k = ops.view(k_w, (hk, hp.n_head_kv, sl.n_kv), (esz_k * hk, row_k), sl.stream * kv.size * row_k)
-            v = ops.view(v_w, (sl.n_kv, hv, hp.n_head_kv), (esz_v * cells, esz_v * cells * hv),
-                         sl.stream * kv.size * esz_v)
+            # a sliding-window layer skips the leading cells out of every token's window: whole blocks
+            # of 256 masked to -inf add exact zeros in ggml's sums, so the result is the same bits
+            skip = sl.swa_skip if (hp.is_swa(il) and inp.masks_swa is not None) else 0
+            c0, n_kv_l = sl.stream * kv.size + skip, sl.n_kv - skip
+            k = ops.view(k_w, (hk, hp.n_head_kv, n_kv_l), (esz_k * hk, row_k), c0 * row_k)
+            v = ops.view(v_w, (n_kv_l, hv, hp.n_head_kv), (esz_v * cells, esz_v * cells * hv), c0 * esz_v)
             q = q_cur
             if (sl.t0, sl.t1) != (0, n_tokens):
                 q = ops.view(q_cur, (q_cur.ne[0], q_cur.ne[1], sl.t1 - sl.t0), q_cur.nb[1:], sl.t0 * q_cur.nb[2])

@@ -32,7 +32,7 @@ from ggraph.llm import LLMGraphContext, StreamSlice, UBatch, context_params
 
 from . import compile_helper, first_run
 from .executor import BufferArena, Plan
-from .kv_cache import KVCache
+from .kv_cache import KV_PAD, KVCache
 from .storage import as_f32
 
 N_PLANS_KEPT = 16     # several sequences cycle through more shapes (their n_kv, who is active)
@@ -148,9 +148,10 @@ class Context:
 
     # -- graphs -----------------------------------------------------------------------------
     def build_graph(self, n_tokens: int, n_outputs: int, n_kv: int, streams=None,
-                    independent_rows: bool = False) -> LLMGraphContext:
+                    independent_rows: bool = False, swa_skip: int = 0) -> LLMGraphContext:
         """The model's graph for one ubatch shape (g.gf the graph, g.inputs, g.res)."""
-        ub = UBatch(n_tokens, n_outputs, n_kv, streams=streams, independent_rows=independent_rows)
+        ub = UBatch(n_tokens, n_outputs, n_kv, streams=streams, independent_rows=independent_rows,
+                    swa_skip=swa_skip)
         g = LLMGraphContext(self.model.arch_model, self.cparams, ub, self.kv.layout)
         with g.gf:
             self.model.arch_model.build_graph(g)
@@ -159,11 +160,11 @@ class Context:
         return g
 
     def _step(self, n_tokens: int, n_outputs: int, n_kv: int, observed: bool = False, streams=None,
-              independent_rows: bool = False) -> _Step:
-        key = (n_tokens, n_outputs, n_kv, streams, independent_rows) + (("eval",) if observed else ())
+              independent_rows: bool = False, swa_skip: int = 0) -> _Step:
+        key = (n_tokens, n_outputs, n_kv, streams, independent_rows, swa_skip) + (("eval",) if observed else ())
         step = self._steps.get(key)
         if step is None:
-            g = self.build_graph(n_tokens, n_outputs, n_kv, streams, independent_rows)
+            g = self.build_graph(n_tokens, n_outputs, n_kv, streams, independent_rows, swa_skip)
             step = _Step(g, Plan(g.gf, self.model.weights, self.kv.arrays, n_threads=self.n_threads,
                                     arena=self._arena, fuse=not observed))
             self._steps[key] = step
@@ -226,7 +227,8 @@ class Context:
             return {seqs[0]: self.decode(toks, seq_id=seqs[0])}
         numba.set_num_threads(self.n_threads)
         n = len(seqs)
-        streams = tuple(StreamSlice(s, i, i + 1, self.kv.n_kv_for(1, s)) for i, s in enumerate(seqs))
+        streams = tuple(StreamSlice(s, i, i + 1, n_kv, self._swa_skip(self.kv.past[s], n_kv))
+                        for i, s in enumerate(seqs) for n_kv in (self.kv.n_kv_for(1, s),))
         step = self._step(n, n, 0, streams=streams, independent_rows=True)
         ub = UBatch(n, n, 0, tokens=toks.astype(np.int32),
                     pos=np.array([self.kv.past[s] for s in seqs], np.int32),
@@ -238,6 +240,14 @@ class Context:
         for s in seqs:
             self.kv.past[s] += 1
         return {s: logits[i].copy() for i, s in enumerate(seqs)}
+
+    def _swa_skip(self, p_first: int, n_kv: int) -> int:
+        """Leading cells (whole 256-blocks) that the sliding window of the ubatch's first token at
+        position p_first, and so of every later one, has left: the SWA layers' attention skips them."""
+        n_swa = self.model.arch_model.hp.n_swa
+        if n_swa <= 0:
+            return 0
+        return min(max(0, p_first - n_swa + 1) // KV_PAD * KV_PAD, n_kv - KV_PAD)
 
     def _decode(self, ids: np.ndarray, logits_all: bool, cb=None, seq: int = 0) -> np.ndarray:
         numba.set_num_threads(self.n_threads)
@@ -260,14 +270,15 @@ class Context:
         n = tokens.size
         n_kv = self.kv.n_kv_for(n, seq)
         # stream 0 keeps the one-sequence graph; another stream's views start at its cells
-        streams = None if seq == 0 else (StreamSlice(seq, 0, n, n_kv),)
-        step = self._step(n, n_outputs, n_kv, cb is not None, streams)
         p0 = self.kv.past[seq]
+        skip = self._swa_skip(p0, n_kv)
+        streams = None if seq == 0 else (StreamSlice(seq, 0, n, n_kv, skip),)
+        step = self._step(n, n_outputs, n_kv, cb is not None, streams, swa_skip=skip)
         cells = self.kv.find_slot(n, seq)
         kv_pos = self.kv.cell_pos(n_kv, p0 + n)
         ub = UBatch(n, n_outputs, n_kv, tokens=tokens.astype(np.int32), pos=np.arange(p0, p0 + n, dtype=np.int32),
                     out_ids=np.arange(n - n_outputs, n, dtype=np.int32), kv_cells=cells, kv_pos=kv_pos,
-                    streams=streams, stream_kv_pos=None if streams is None else [kv_pos])
+                    streams=streams, stream_kv_pos=None if streams is None else [kv_pos], swa_skip=skip)
         logits = step.run(ub, self.op_profile) if cb is None else step.run_observed(ub, cb)
         self.kv.past[seq] = p0 + n
         return logits.reshape(n_outputs, self.n_vocab)
