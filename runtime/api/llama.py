@@ -2,6 +2,7 @@
 
     import ggraph
     llm = ggraph.Llama("smollm2", n_ctx=2048, seed=42, verbose=False)   # or model_path="x.gguf"
+    llm2 = ggraph.Llama.from_model(llm.model, n_ctx=2048)               # a second context, same weights
     out = llm("The capital of France is", max_tokens=32, stop=["\\n"], temperature=0)
     print(out["choices"][0]["text"], out["choices"][0]["finish_reason"], out["usage"])
     for chunk in llm("Once upon a time", max_tokens=64, stream=True):
@@ -97,9 +98,12 @@ class Llama:
             raise GGraphError("Llama: chat_handler must be callable")
         self.set_seed(LLAMA_DEFAULT_SEED if seed is None else seed)
         self.verbose = _check_bool("verbose", verbose)
-        from ..model import load
-        self.model_path = str(model_path)
-        self.model = load(model_path)            # ggraph.runtime.model.Model
+        from ..model import Model, load
+        if isinstance(model_path, Model):        # from_model: weights loaded once, shared by contexts
+            self.model, self.model_path = model_path, model_path.path
+        else:
+            self.model_path = str(model_path)
+            self.model = load(model_path)        # ggraph.runtime.model.Model
         n_ctx = int(n_ctx) or self.model.hp.n_ctx_train      # 0 = the model's training context
         self.n_batch = min(n_ctx, int(n_batch))                 # as llama-cpp-python clamps it
         self.ctx = self.model.new_context(n_ctx=n_ctx, n_batch=self.n_batch, n_ubatch=min(self.n_batch, int(n_ubatch)),
@@ -116,6 +120,20 @@ class Llama:
             print(f"ggraph.Llama: {self.model.path} ({self.model.file.arch}, {hp.n_layer} layers, "
                   f"n_vocab={hp.n_vocab}), n_ctx={n_ctx}, n_batch={self.n_batch}, n_threads={self.n_threads}",
                   file=sys.stderr)
+
+    @classmethod
+    def from_model(cls, model, *, n_ctx: int = 512, n_batch: int = 512, n_ubatch: int = 512,
+                   n_threads: int | None = None, seed: int = LLAMA_DEFAULT_SEED, last_n_tokens_size: int = 64,
+                   chat_format: str | None = None, chat_handler=None, verbose: bool = True) -> "Llama":
+        """A Llama over an already-loaded `ggraph.load(...)` Model: its own context (KV cache, plans)
+        on the model's weights, which are not loaded again. Several may share one Model (the server's
+        slots); they must not decode at the same time."""
+        from ..model import Model
+        if not isinstance(model, Model):
+            raise GGraphError(f"Llama.from_model takes a model from ggraph.load(), got {type(model).__name__}")
+        return cls(model, n_ctx=n_ctx, n_batch=n_batch, n_ubatch=n_ubatch, n_threads=n_threads, seed=seed,
+                   last_n_tokens_size=last_n_tokens_size, chat_format=chat_format, chat_handler=chat_handler,
+                   verbose=verbose)
 
     # -- model facts --------------------------------------------------------------------------
     def n_ctx(self) -> int:

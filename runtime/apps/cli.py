@@ -106,6 +106,12 @@ def build_parser() -> argparse.ArgumentParser:
     perplexity_parser(sub, _add_model_arg)
     from .graph_view import add_arguments as graph_arguments
     graph_arguments(sub.add_parser("graph", help="the compute graph of one ubatch: nodes, ops, shapes, bytes; Graphviz DOT"))
+
+    p = sub.add_parser("serve", help="OpenAI-compatible HTTP server with parallel slots (like llama-server)")
+    _add_model_arg(p)
+    _add_ctx_args(p)
+    from ..server.serve import add_arguments as serve_arguments
+    serve_arguments(p)
     return ap
 
 
@@ -275,6 +281,14 @@ def cmd_perplexity(args) -> int:
 
 
 COMMANDS["perplexity"] = cmd_perplexity
+
+
+def cmd_serve(args) -> int:
+    from ..server.serve import serve
+    return serve(args)
+
+
+COMMANDS["serve"] = cmd_serve
 
 
 def main(argv=None) -> int:
