@@ -333,7 +333,11 @@ def test_two_streams_interleave_on_two_slots(client, engine2, solo, monkeypatch)
     expect = [ref(solo, solo.create_completion, p, **{k: v for k, v in kw.items() if k != "cache_prompt"})["choices"][0]
               for p in PROMPTS]
     rounds = gate(monkeypatch, engine2, lambda e: all(s.busy for s in e.slots))
+    b0, t0 = engine2.batcher.n_batches, engine2.batcher.n_batched_tokens
     got = concurrent_streams(client, [{"prompt": p, "stream": True, **kw} for p in PROMPTS])
+    # the two slots' next tokens went through one decode_batch per round (continuous batching)
+    n_batches, n_tokens = engine2.batcher.n_batches - b0, engine2.batcher.n_batched_tokens - t0
+    assert n_tokens >= 2 * 25 and n_tokens - n_batches >= 15, (n_batches, n_tokens)   # >= 15 batches of 2
     for g, e in zip(got, expect):
         text, lps = joined(g)
         assert text == e["text"] and lps == e["logprobs"]["token_logprobs"]      # bit-identical to solo

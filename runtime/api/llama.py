@@ -106,8 +106,8 @@ class Llama:
             self.model = load(model_path)        # ggraph.runtime.model.Model
         n_ctx = int(n_ctx) or self.model.hp.n_ctx_train      # 0 = the model's training context
         self.n_batch = min(n_ctx, int(n_batch))                 # as llama-cpp-python clamps it
-        self.ctx = self.model.new_context(n_ctx=n_ctx, n_batch=self.n_batch, n_ubatch=min(self.n_batch, int(n_ubatch)),
-                                          n_threads=n_threads)
+        self.ctx = kwargs.get("_context") or self.model.new_context(    # _context: from_model's
+            n_ctx=n_ctx, n_batch=self.n_batch, n_ubatch=min(self.n_batch, int(n_ubatch)), n_threads=n_threads)
         self.n_threads = self.ctx.n_threads
         self._n_ctx = n_ctx
         self.last_n_tokens_size = int(last_n_tokens_size)
@@ -124,7 +124,8 @@ class Llama:
     @classmethod
     def from_model(cls, model, *, n_ctx: int = 512, n_batch: int = 512, n_ubatch: int = 512,
                    n_threads: int | None = None, seed: int = LLAMA_DEFAULT_SEED, last_n_tokens_size: int = 64,
-                   chat_format: str | None = None, chat_handler=None, verbose: bool = True) -> "Llama":
+                   chat_format: str | None = None, chat_handler=None, verbose: bool = True,
+                   context=None) -> "Llama":
         """A Llama over an already-loaded `ggraph.load(...)` Model: its own context (KV cache, plans)
         on the model's weights, which are not loaded again. Several may share one Model (the server's
         slots); they must not decode at the same time."""
@@ -133,7 +134,7 @@ class Llama:
             raise GGraphError(f"Llama.from_model takes a model from ggraph.load(), got {type(model).__name__}")
         return cls(model, n_ctx=n_ctx, n_batch=n_batch, n_ubatch=n_ubatch, n_threads=n_threads, seed=seed,
                    last_n_tokens_size=last_n_tokens_size, chat_format=chat_format, chat_handler=chat_handler,
-                   verbose=verbose)
+                   verbose=verbose, _context=context)
 
     # -- model facts --------------------------------------------------------------------------
     def n_ctx(self) -> int:

@@ -19,12 +19,11 @@ streams interleave token by token). A finished, failed or cancelled job frees it
 Only the worker thread touches the slots' contexts, so two decodes never run at the same time
 (the kernels already use every core).
 
-Intent: today each slot owns a Llama (its own Context and KV cache over the one shared Model's
-weights), so a round with N active slots runs N one-token decodes and reads the weights N times.
-The project will replace the per-slot contexts with one KV cache holding a sequence per slot and
-ONE batched decode of all active slots' next tokens per round (issue 12's continuous batching:
-per-sequence positions, masks and samplers). That change belongs in `step_all_active_slots()` and
-`Slot`; `submit()`, `Job` and the HTTP layer above them are meant to stay as they are.
+Batching: the slots' Llamas share ONE context with a sequence per slot (n_seq_max = N); in a round
+every active slot's step runs in a thread of its own but one at a time, and their one-token decodes
+are gathered into one decode_batch (runtime/server/batch.py), which reads each weight once for all
+and gives every sequence exactly its solo logits. A new request joins at the next round, a
+finished one leaves at once (continuous batching).
 """
 from __future__ import annotations
 
@@ -36,6 +35,8 @@ import threading
 import time
 
 from ggraph.errors import GGraphError
+
+from .batch import Batcher, SeqContext
 
 log = logging.getLogger("ggraph.server")
 
@@ -144,8 +145,12 @@ class Engine:
         self.model = model
         model.vocab                                       # built once here, not by two threads at once
         self.n_ctx_slot = n_ctx_slot
+        # one context, a sequence per slot; a round's one-token decodes run as one ubatch (batch.py)
+        self.batcher = Batcher(model, n_parallel, n_ctx_slot, min(n_batch, n_ctx_slot), min(n_ubatch, n_batch),
+                               n_threads)
         self.slots = [Slot(i, Llama.from_model(model, n_ctx=n_ctx_slot, n_batch=n_batch, n_ubatch=n_ubatch,
-                                               n_threads=n_threads, verbose=False))
+                                               n_threads=n_threads, verbose=False,
+                                               context=SeqContext(self.batcher, i)))
                       for i in range(n_parallel)]
         self._queue: collections.deque[Job] = collections.deque()
         self._cv = threading.Condition()
@@ -224,33 +229,43 @@ class Engine:
             self._release(slot)
         for job in pending:
             job._put(_Failure(err))
+        self.batcher.close()
 
     def step_all_active_slots(self) -> None:
-        """One round: every active slot advances by one step, in slot order.
-
-        Today a step is one decode on the slot's own context; the batched engine will gather the
-        next token of every active slot here and run them as one ubatch (see the module doc)."""
+        """One round: every active slot advances by one step; their one-token decodes run as ONE
+        decode_batch of the shared context (runtime/server/batch.py), the events go out in slot order."""
+        active = []
         for slot in self.slots:
+            if slot.job is None:
+                continue
+            if slot.job.cancelled:
+                self._finish(slot, END)
+            else:
+                active.append(slot)
+        outcomes = self.batcher.run_round([lambda s=slot: self._step(s) for slot in active])
+        for slot, out in zip(active, outcomes):
             job = slot.job
-            if job is None:
-                continue
-            if job.cancelled:
+            if out is StopIteration:
                 self._finish(slot, END)
-                continue
-            try:
-                if slot.steps is None:
-                    slot.steps = iter(job.task(slot.llm, slot.id))
-                event = next(slot.steps)
-            except StopIteration:
-                self._finish(slot, END)
-            except Exception as e:                  # GGraphError: a bad request; others: a bug
-                if not isinstance(e, GGraphError):
-                    log.exception("slot %d: the request failed", slot.id)
-                self._finish(slot, _Failure(e))
+            elif isinstance(out, BaseException):    # GGraphError: a bad request; others: a bug
+                if not isinstance(out, GGraphError):
+                    log.error("slot %d: the request failed", slot.id, exc_info=out)
+                self._finish(slot, _Failure(out))
             else:
                 slot.n_steps += 1
-                if event is not None:
-                    job._put(event)
+                if out is not None:
+                    job._put(out)
+
+    @staticmethod
+    def _step(slot):
+        """One step of a slot (run by the batcher's thread for it): its next event, None, or
+        StopIteration when the task is done."""
+        if slot.steps is None:
+            slot.steps = iter(slot.job.task(slot.llm, slot.id))
+        try:
+            return next(slot.steps)
+        except StopIteration:
+            return StopIteration
 
     def _release(self, slot: Slot) -> None:
         steps, slot.steps = slot.steps, None
