@@ -118,3 +118,15 @@ def test_bad_sequence_ids(tmp_path_factory):
         model.new_context(n_ctx=512, n_seq_max=0)
     with pytest.raises(GGraphError, match="decode_batch"):
         ctx.decode_batch({})
+
+
+def test_bench_parallel_runs_and_reports_scaling(tmp_path_factory):
+    """`ggraph bench --parallel`: a row per backend and N, aggregate t/s and the scale column (the
+    speed itself is measured in docs/bench.md, not here)."""
+    import io
+    from ggraph.runtime.apps.bench_parallel import bench_parallel
+    model = _model("llama-Q8_0", tmp_path_factory)
+    out = io.StringIO()
+    rows = bench_parallel(model, n_seqs=(1, 2), n_gen=4, reps=1, n_threads=1, out=out, progress=None)
+    assert [r["n_parallel"] for r in rows] == [1, 2] and all(r["avg_ts"] > 0 for r in rows)
+    assert "| ggraph | 1 | 2 |" in out.getvalue() and "x |" in out.getvalue()

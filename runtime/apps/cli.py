@@ -99,6 +99,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print the rows as JSON")
     p.add_argument("--profile", action="store_true",
                    help="also time every op of ggraph's plans: a per-op table (ms and calls per token) per test")
+    p.add_argument("--parallel", type=_int_list, default=None, metavar="N,N,...",
+                   help="instead: aggregate generation t/s with N sequences decoding together (e.g. 1,2,4,8)")
 
     from .compare import add_arguments as compare_arguments
     compare_arguments(sub.add_parser("compare", help="ggraph vs llama.cpp on the same GGUF: logits, continuations, every tensor"))
@@ -251,6 +253,11 @@ def cmd_bench(args) -> int:
     from .bench import bench, check_args
     check_args(args.n_prompt, args.n_gen, args.repetitions, args.n_depth)
     model = _load(args.model)
+    if args.parallel:
+        from .bench_parallel import bench_parallel
+        bench_parallel(model, n_seqs=args.parallel, n_gen=args.n_gen, reps=args.repetitions,
+                       n_threads=args.threads, vs_llama_cpp=args.vs_llama_cpp)
+        return 0
     bench(model, n_prompt=args.n_prompt, n_gen=args.n_gen, reps=args.repetitions, n_threads=args.threads,
           depths=args.n_depth, vs_llama_cpp=args.vs_llama_cpp, as_json=args.json, profile=args.profile)
     return 0
