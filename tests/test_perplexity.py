@@ -118,3 +118,15 @@ def test_perplexity_matches_llamacpps_fixture(tiny):
                        out=io.StringIO(), err=io.StringIO())
     assert res["chunks"] == pytest.approx(fx["chunks"], rel=1e-12)
     assert res["ppl"] == pytest.approx(fx["ppl"], rel=1e-12) and res["uncertainty"] == pytest.approx(fx["uncertainty"], rel=1e-9)
+
+
+def test_cli_json(tiny, tmp_path):
+    import json
+    path, model = tiny
+    text = tmp_path / "t.txt"
+    text.write_text(TEXT)
+    r = subprocess.run([sys.executable, "-m", "ggraph", "perplexity", "-m", path, "-f", str(text), "-c", "64",
+                        "--chunks", "3", "-t", "1", "--json"], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr[-1500:]
+    res = json.loads(r.stdout)
+    assert len(res["chunks"]) == 3 and res["ppl"] == pytest.approx(res["chunks"][-1]) and "[3]" in r.stderr

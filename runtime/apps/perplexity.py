@@ -360,6 +360,7 @@ def add_parser(sub, add_model_arg) -> None:
                         "with --kl-divergence: the base to compare against")
     p.add_argument("--kl-divergence", action="store_true",
                    help="compare the model against --kl-divergence-base (its tokens; -f not needed)")
+    p.add_argument("--json", action="store_true", help="the results as JSON on stdout (the running output goes to stderr)")
     p.add_argument("--backend", choices=("ggraph", "llama.cpp"), default="ggraph",
                    help="who computes the logits (llama.cpp: llama-cpp-python on the same GGUF; default ggraph)")
 
@@ -374,9 +375,11 @@ def cmd_perplexity(args, load_model) -> int:
     if args.kl_divergence:
         if not args.kl_divergence_base:
             raise GGraphError("--kl-divergence needs --kl-divergence-base FILE (the base log-probabilities)")
-        n_ctx = read_base(args.kl_divergence_base)[0]
+        n_ctx, *_, fh = read_base(args.kl_divergence_base)
+        fh.close()
         backend = _backend(args, model, n_ctx)
-        kl_divergence(backend, args.kl_divergence_base, args.chunks, bos)
+        res = kl_divergence(backend, args.kl_divergence_base, args.chunks, bos, out=sys.stderr if args.json else sys.stdout)
+        _print_json(args, res)
         return 0
     if not args.file:
         raise GGraphError("perplexity needs -f FILE (or --kl-divergence with --kl-divergence-base)")
@@ -386,8 +389,16 @@ def cmd_perplexity(args, load_model) -> int:
         raise GGraphError(f"{args.file}: {e.strerror}") from None
     tokens = np.asarray(model.tokenize(data.decode("utf-8", errors="replace")), np.int64)
     backend = _backend(args, model, args.ctx_size)
-    perplexity(backend, tokens, args.ctx_size, args.chunks, bos, args.kl_divergence_base)
+    res = perplexity(backend, tokens, args.ctx_size, args.chunks, bos, args.kl_divergence_base,
+                     out=sys.stderr if args.json else sys.stdout)
+    _print_json(args, res)
     return 0
+
+
+def _print_json(args, res: dict) -> None:
+    if args.json:
+        import json
+        print(json.dumps(dict(res, model=args.model, backend=args.backend), indent=2))
 
 
 def _backend(args, model, n_ctx: int):
