@@ -9,6 +9,7 @@ runtime binds them to the GGUF data by name.
 """
 from __future__ import annotations
 
+import re
 from types import SimpleNamespace
 
 from .errors import GGraphError
@@ -27,9 +28,11 @@ class ModelBase:
         self.hp.rope_type = self.rope_type
         self.weights = Graph()
         self._by_name: dict[str, Tensor] = {}
+        check_layer_tensors(f, self.hp.n_layer)      # before anything is sized by n_layer
         self.layers = [SimpleNamespace() for _ in range(self.hp.n_layer)]
         self.load_arch_hparams(f)
         self.load_arch_tensors()
+        self.check_all_tensors_used()
 
     # -- to override -----------------------------------------------------------------------
     def load_arch_hparams(self, f: GGUFFile) -> None:
@@ -62,3 +65,37 @@ class ModelBase:
 
     def weight_tensors(self) -> list[Tensor]:
         return list(self._by_name.values())
+
+    def check_all_tensors_used(self) -> None:
+        """llama_model_loader::done_getting_tensors: a tensor the architecture does not use means the
+        file is not what its metadata says (a renamed or extra tensor); llama.cpp refuses it with
+        "wrong number of tensors"."""
+        unused = [name for name in self.file.tensors if name not in self._by_name]
+        if unused:
+            more = f" and {len(unused) - 1} more" if len(unused) > 1 else ""
+            raise GGraphError(f"{self.file.path}: tensor '{unused[0]}'{more} not used by arch {self.arch} "
+                              f"(wrong number of tensors: the file has {len(self.file.tensors)}, the model "
+                              f"uses {len(self._by_name)})")
+
+
+_BLK = re.compile(r"blk\.(\d+)\.")
+
+
+def check_layer_tensors(f: GGUFFile, n_layer: int) -> None:
+    """blk.N tensors must exist for every layer N < n_layer and for no other N (block_count minus
+    nextn_predict_layers), checked before a list of n_layer layers is built."""
+    layers = set()
+    for name in f.tensors:
+        m = _BLK.match(name)
+        if m:
+            layers.add(int(m.group(1)))
+    if not layers:
+        raise GGraphError(f"{f.path}: no blk.N.* layer tensors (block_count says {n_layer} layers)")
+    bad = [n for n in layers if n >= n_layer]
+    if bad:
+        raise GGraphError(f"{f.path}: tensors of layer {min(bad)} (blk.{min(bad)}.*) but {f.arch}.block_count "
+                          f"gives {n_layer} layers")
+    if len(layers) != n_layer:
+        missing = min(set(range(n_layer)) - layers)
+        raise GGraphError(f"{f.path}: {f.arch}.block_count gives {n_layer} layers but the file has no tensors "
+                          f"for layer {missing} (blk.{missing}.*)")

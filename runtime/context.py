@@ -30,7 +30,7 @@ import numpy as np
 from ggraph.errors import GGraphError
 from ggraph.llm import LLMGraphContext, StreamSlice, UBatch, context_params
 
-from . import compile_helper, first_run
+from . import checks, compile_helper, first_run
 from .executor import BufferArena, Plan
 from .kv_cache import KV_PAD, KVCache
 from .storage import as_f32
@@ -52,6 +52,8 @@ class _Step:
     def __init__(self, g: LLMGraphContext, plan: Plan):
         self.plan, self.inputs = plan, g.inputs
         self.logits = plan.array(g.res.t_logits)
+        # t_embd (result_norm, a graph output: its buffer is never reused): decode(embeddings=True)
+        self.embd = None if g.res.t_embd is None else plan.array(g.res.t_embd)
 
     def run(self, ub: UBatch, profile: dict | None = None) -> np.ndarray:
         arrays = self.plan.arrays
@@ -87,6 +89,7 @@ def check_threads(n_threads: int) -> int:
 class Context:
     def __init__(self, model, n_ctx: int = 4096, n_batch: int = 2048, n_ubatch: int = 512,
                  n_threads: int | None = None, n_seq_max: int = 1):
+        checks.context_args(model, n_ctx, n_batch, n_ubatch, n_threads, n_seq_max)
         for name, v in (("n_ctx", n_ctx), ("n_batch", n_batch), ("n_ubatch", n_ubatch)):
             if not isinstance(v, int) or isinstance(v, bool) or v < 1:
                 raise GGraphError(f"{name} must be a positive integer, got {v!r}")
@@ -131,6 +134,7 @@ class Context:
 
     def truncate(self, n_keep: int, seq_id: int = 0) -> None:
         """Keep only the first n_keep positions of a sequence (llama_memory_seq_rm from n_keep on)."""
+        checks.truncate_args(self, n_keep, seq_id)
         s = self._seq(seq_id)
         if not 0 <= n_keep <= self.kv.past[s]:
             raise GGraphError(f"truncate: n_keep={n_keep} outside 0..{self.kv.past[s]}")
@@ -143,6 +147,7 @@ class Context:
 
     def generate(self, ids, n_predict: int = -1, sampler=None):
         """Iterator over generated token ids (see runtime/generate.py)."""
+        checks.generate_args(self, ids, n_predict, sampler)
         from .generate import generate
         return generate(self, ids, n_predict=n_predict, sampler=sampler)
 
@@ -175,10 +180,15 @@ class Context:
         return step
 
     # -- decoding ---------------------------------------------------------------------------
-    def decode(self, ids, logits_all: bool = False, cb_eval=None, seq_id: int = 0) -> np.ndarray:
+    def decode(self, ids, logits_all: bool = False, cb_eval=None, seq_id: int = 0,
+               embeddings: bool = False) -> np.ndarray:
         """Append tokens to sequence seq_id; returns float32 logits [len(ids), n_vocab] if logits_all,
         else [n_vocab] for the last token. cb_eval: an eval callback for this call only (it
-        replaces set_eval_callback's; see the module docstring)."""
+        replaces set_eval_callback's; see the module docstring). embeddings=True returns instead
+        every token's t_embd (result_norm: llama.cpp's embeddings with pooling none), float32
+        [len(ids), n_embd]; pooling is runtime/embeddings.py's."""
+        checks.decode_args(self, ids, logits_all, cb_eval, seq_id)
+        checks.check_bool("decode", "embeddings", embeddings)
         seq = self._seq(seq_id)
         ids = np.asarray(ids, dtype=np.int64).reshape(-1)
         if ids.size == 0:
@@ -202,7 +212,7 @@ class Context:
             raise GGraphError(f"decode: cb_eval must be callable, got {type(cb).__name__}")
         n_past = self.kv.past[seq]
         try:
-            return self._decode(ids, logits_all, cb, seq)
+            return self._decode(ids, logits_all, cb, seq, bool(embeddings))
         except EvalStopped:
             self.kv.past[seq] = n_past
             raise
@@ -241,6 +251,69 @@ class Context:
             self.kv.past[s] += 1
         return {s: logits[i].copy() for i, s in enumerate(seqs)}
 
+    def decode_embeddings_packed(self, seqs: list) -> list:
+        """Token embeddings (t_embd) of several sequences decoded TOGETHER, as llama.cpp decodes an
+        embedding batch in its unified KV cache: their tokens packed in order into cells 0, 1, ... of
+        sequence 0 (cleared before and after) and cut into ubatches of n_ubatch, each token attending
+        only to the cells of its own sequence (the kq masks are set per sequence). Returns float32
+        [len(seqs[i]), n_embd] per sequence (runtime/embeddings.py pools them)."""
+        from ggraph.llm import InputAttnKV
+        if not isinstance(seqs, (list, tuple)) or not seqs:
+            raise GGraphError("decode_embeddings_packed: expected a non-empty list of token lists")
+        for i, s in enumerate(seqs):
+            if checks.token_ids("decode_embeddings_packed", s, self.n_vocab) < 1:
+                raise GGraphError(f"decode_embeddings_packed: sequence {i} has no tokens")
+        seqs = [np.asarray(s, np.int64).reshape(-1) for s in seqs]
+        owner = np.concatenate([np.full(s.size, i, np.int32) for i, s in enumerate(seqs)])
+        pos = np.concatenate([np.arange(s.size, dtype=np.int32) for s in seqs])
+        toks = np.concatenate(seqs).astype(np.int32)
+        if toks.size > self.n_ctx_seq:
+            raise GGraphError(f"decode_embeddings_packed: {toks.size} tokens but the context holds "
+                              f"n_ctx={self.n_ctx_seq}")
+        if self._cold is None:
+            self._cold = first_run.is_first_run(self.model)
+        if self._cold:
+            first_run.announce(self.model)
+        numba.set_num_threads(self.n_threads)
+        hp = self.model.arch_model.hp
+        out = np.empty((toks.size, hp.n_embd), np.float32)
+        self.kv.clear(0)
+        try:
+            for start in range(0, toks.size, self.n_ubatch):
+                n = min(self.n_ubatch, toks.size - start)
+                n_kv = self.kv.n_kv_for(n, 0)
+                step = self._step(n, n, n_kv)
+                ub = UBatch(n, n, n_kv, tokens=toks[start:start + n], pos=pos[start:start + n],
+                            out_ids=np.arange(n, dtype=np.int32), kv_cells=self.kv.find_slot(n, 0),
+                            kv_pos=self.kv.cell_pos(n_kv, start + n))
+                arrays = step.plan.arrays
+                for inp in step.inputs:
+                    inp.set_input(ub, lambda t: arrays[t.id].reshape(-1))
+                # llama_kv_cache::set_input_kq_mask over a unified cache: a cell is visible to a token
+                # of the same sequence at a position >= the cell's
+                used = min(start + n, n_kv)
+                c_seq = np.full(n_kv, -1, np.int32)
+                c_pos = np.full(n_kv, -1, np.int32)
+                c_seq[:used], c_pos[:used] = owner[:used], pos[:used]
+                p, cp = ub.pos[:, None], c_pos[None, :]
+                visible = (c_seq[None, :] == owner[start:start + n, None]) & (cp >= 0) & (cp <= p)
+                inside = -np.abs(p - cp).astype(np.float32) if hp.f_max_alibi_bias > 0.0 else np.float32(0.0)
+                for inp in step.inputs:
+                    if isinstance(inp, InputAttnKV):
+                        arrays[inp.masks[0].id].reshape(-1)[:] = \
+                            np.where(visible, inside, np.float32(-np.inf)).astype(np.float32).reshape(-1)
+                        if inp.masks_swa is not None:
+                            arrays[inp.masks_swa[0].id].reshape(-1)[:] = np.where(
+                                visible & (p - cp < hp.n_swa), inside, np.float32(-np.inf)).astype(np.float32).reshape(-1)
+                step.plan.run(self.op_profile)
+                self.kv.past[0] = start + n
+                if step.embd is None:
+                    raise GGraphError(f"arch {self.model.arch_model.arch}: build_graph set no g.res.t_embd")
+                out[start:start + n] = step.embd.reshape(n, -1)
+        finally:
+            self.kv.clear(0)
+        return np.split(out, np.cumsum([s.size for s in seqs])[:-1])
+
     def _swa_skip(self, p_first: int, n_kv: int) -> int:
         """Leading cells (whole 256-blocks) that the sliding window of the ubatch's first token at
         position p_first, and so of every later one, has left: the SWA layers' attention skips them."""
@@ -249,14 +322,16 @@ class Context:
             return 0
         return min(max(0, p_first - n_swa + 1) // KV_PAD * KV_PAD, n_kv - KV_PAD)
 
-    def _decode(self, ids: np.ndarray, logits_all: bool, cb=None, seq: int = 0) -> np.ndarray:
+    def _decode(self, ids: np.ndarray, logits_all: bool, cb=None, seq: int = 0, embd: bool = False) -> np.ndarray:
         numba.set_num_threads(self.n_threads)
-        out = np.empty((ids.size, self.n_vocab), np.float32) if logits_all else None
+        logits_all = logits_all or embd          # embeddings: every token is an output, as llama.cpp's
+        out = np.empty((ids.size, self.model.arch_model.hp.n_embd if embd else self.n_vocab), np.float32) \
+            if logits_all else None
         last = None
         for start in range(0, ids.size, self.n_ubatch):
             chunk = ids[start:start + self.n_ubatch]
             n = chunk.size
-            logits = self._decode_ubatch(chunk, n if logits_all else 1, cb, seq)
+            logits = self._decode_ubatch(chunk, n if logits_all else 1, cb, seq, embd)
             if logits_all:
                 out[start:start + n] = logits
             else:
@@ -266,7 +341,8 @@ class Context:
             self._cold = False
         return out if logits_all else last.copy()
 
-    def _decode_ubatch(self, tokens: np.ndarray, n_outputs: int, cb=None, seq: int = 0) -> np.ndarray:
+    def _decode_ubatch(self, tokens: np.ndarray, n_outputs: int, cb=None, seq: int = 0,
+                       embd: bool = False) -> np.ndarray:
         n = tokens.size
         n_kv = self.kv.n_kv_for(n, seq)
         # stream 0 keeps the one-sequence graph; another stream's views start at its cells
@@ -281,4 +357,8 @@ class Context:
                     streams=streams, stream_kv_pos=None if streams is None else [kv_pos], swa_skip=skip)
         logits = step.run(ub, self.op_profile) if cb is None else step.run_observed(ub, cb)
         self.kv.past[seq] = p0 + n
+        if embd:
+            if step.embd is None:
+                raise GGraphError(f"arch {self.model.arch_model.arch}: build_graph set no g.res.t_embd")
+            return step.embd.reshape(n_outputs, -1)
         return logits.reshape(n_outputs, self.n_vocab)

@@ -16,8 +16,12 @@ class Model:
         self.file = GGUFFile(self.path)
         self.arch_model = model_class(self.file.arch)(self.file)
         self.hp = self.arch_model.hp
-        self.weights = prepare_weights(self.arch_model)
         self._vocab = None
+        try:
+            _ = self.vocab              # the vocabulary is checked at load time, as llama.cpp's loader does
+        except GGraphError as e:
+            raise GGraphError(str(e) if str(e).startswith(self.path) else f"{self.path}: {e}") from None
+        self.weights = prepare_weights(self.arch_model)
 
     # -- vocabulary -------------------------------------------------------------------------
     @property
@@ -31,11 +35,20 @@ class Model:
     def n_vocab(self) -> int:
         return self.hp.n_vocab
 
-    def tokenize(self, text: str, add_special: bool = True, parse_special: bool = False) -> list[int]:
+    def tokenize(self, text: str | bytes, add_special: bool = True, parse_special: bool = False) -> list[int]:
+        """llama_tokenize. `text` is a str or raw bytes (bytes that are not valid UTF-8 are read as
+        llama.cpp reads them: see runtime/text/vocab.py)."""
         return self.vocab.tokenize(text, add_special=add_special, parse_special=parse_special)
 
-    def detokenize(self, ids, remove_special: bool = False, unparse_special: bool = False) -> str:
-        return self.vocab.detokenize(list(ids), remove_special=remove_special, unparse_special=unparse_special)
+    def detokenize(self, ids, remove_special: bool = False, unparse_special: bool = False,
+                   as_bytes: bool = False) -> str | bytes:
+        """llama_detokenize: a str (invalid UTF-8 replaced by U+FFFD), or the raw bytes with as_bytes=True."""
+        if as_bytes:
+            return self.vocab.detokenize_bytes(ids, remove_special=remove_special, unparse_special=unparse_special)
+        return self.vocab.detokenize(ids, remove_special=remove_special, unparse_special=unparse_special)
+
+    def detokenize_bytes(self, ids, remove_special: bool = False, unparse_special: bool = False) -> bytes:
+        return self.vocab.detokenize_bytes(ids, remove_special=remove_special, unparse_special=unparse_special)
 
     def token_to_piece(self, tok: int, special: bool = False) -> bytes:
         return self.vocab.token_to_piece(tok, special=special)

@@ -250,7 +250,7 @@ BAD = [
     ("/v1/chat/completions", {}, "messages"),
     ("/v1/chat/completions", {"messages": "hi"}, "messages"),
     ("/v1/chat/completions", {"messages": [{"role": "wizard", "content": "x"}]}, "messages"),
-    ("/v1/chat/completions", {"messages": MSGS, "response_format": {"type": "json_object"}}, "response_format"),
+    ("/v1/chat/completions", {"messages": MSGS, "response_format": {"type": "yaml"}}, "response_format"),
     ("/completion", {"prompt": "x", "n_predict": -2}, "n_predict"),
     ("/tokenize", {"content": 5}, "content"),
     ("/detokenize", {"tokens": [1, 10**6]}, "tokens"),
@@ -407,3 +407,17 @@ def test_serve_without_fastapi_says_how_to_install(monkeypatch, capsys):
     assert main(["serve", "-m", "unused.gguf"]) == 1
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and 'pip install "ggraph[server]"' in err[0]
+
+
+def test_chat_response_format_json(client, solo):
+    """response_format json_object constrains the reply to JSON, as ggraph.Llama does (the same text)."""
+    body = {"messages": MSGS, "max_tokens": 40, "temperature": 0, "response_format": {"type": "json_object"},
+            "cache_prompt": False}
+    r = client.post("/v1/chat/completions", json=body)
+    assert r.status_code == 200, r.text
+    want = ref(solo, solo.create_chat_completion, MSGS, max_tokens=40, temperature=0,
+               response_format={"type": "json_object"})
+    got = r.json()["choices"][0]
+    assert got["message"]["content"] == want["choices"][0]["message"]["content"]
+    if got["finish_reason"] == "stop":
+        json.loads(got["message"]["content"])

@@ -403,8 +403,9 @@ def test_missing_model_and_bad_input_are_clear_errors():
     with pytest.raises(GGraphError, match="tokenizer.ggml.model"):
         Vocab.from_gguf(Meta({}))
     v = Vocab.from_gguf(_byte_bpe_meta())
-    with pytest.raises(GGraphError, match="takes a str"):
-        v.tokenize(b"bytes")
+    assert v.tokenize(b"bytes") == v.tokenize("bytes")     # bytes are accepted, as llama_tokenize takes them
+    with pytest.raises(GGraphError, match="takes a str or bytes"):
+        v.tokenize(12)
     with pytest.raises(GGraphError, match="out of range"):
         v.token_to_piece(v.n_vocab)
 

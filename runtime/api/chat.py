@@ -39,23 +39,28 @@ def check_messages(messages) -> list[dict]:
     return out
 
 
-def template_for(llm) -> ChatTemplate:
+def template_for(llm):
     """The template of `llm.chat_format`: None / 'chat_template.default' = the GGUF's
-    tokenizer.chat_template, 'chat_template.NAME' = tokenizer.chat_template.NAME. Built-in formats
-    ('chatml', 'llama-2', ...) are not here yet."""
+    tokenizer.chat_template (a GGUF without one: llama.cpp's built-in template its vocabulary
+    matches, text/builtin_templates.py); 'chat_template.NAME' = tokenizer.chat_template.NAME;
+    one of llama.cpp's built-in names ('chatml', 'llama2', 'llama3', 'gemma', 'phi3', 'mistral-v7',
+    ...) = that template, formatted as llama_chat_apply_template does. llama-cpp-python's own Python
+    formatters ('llama-2', 'alpaca', 'functionary', ...) are not built in: pass chat_handler=."""
+    from ..text import builtin_templates as B
+    from ..text.chat_template import chat_template_for
     fmt = llm.chat_format
     meta = llm.model.file
     if fmt is None or fmt == "chat_template.default":
-        key = "tokenizer.chat_template"
-    elif fmt.startswith("chat_template."):
-        key = "tokenizer." + fmt
-    else:
-        raise GGraphError(f"chat_format {fmt!r} is not built into ggraph yet: use the GGUF's own template "
-                          "(chat_format=None) or pass chat_handler=")
+        return chat_template_for(llm.model)
+    if fmt in B.NAMES:
+        return chat_template_for(llm.model, name=fmt)
+    if not fmt.startswith("chat_template."):
+        raise GGraphError(f"chat_format {fmt!r} is not built into ggraph: use one of llama.cpp's built-in "
+                          f"templates ({', '.join(B.NAMES)}), the GGUF's own (chat_format=None), or chat_handler=")
+    key = "tokenizer." + fmt
     src = meta.get(key)
     if not src:
-        what = "no chat template (tokenizer.chat_template)" if fmt is None else f"no {key}"
-        raise GGraphError(f"{llm.model_path} has {what}: give chat_format= or chat_handler=, "
+        raise GGraphError(f"{llm.model_path} has no {key}: give chat_format= or chat_handler=, "
                           "or use create_completion with your own prompt")
     v = llm.model.vocab
     bos = v.token_text(v.bos_id) if v.bos_id >= 0 else ""
@@ -72,8 +77,8 @@ def chat_prompt(llm, messages, tools=None, tool_choice=None) -> tuple[list[int],
     if tool_choice is not None:
         extra["tool_choice"] = tool_choice
     text = template.render(check_messages(messages), add_generation_prompt=True, **extra)
-    # the template writes BOS itself when the model wants one
-    ids = llm.model.tokenize(text, add_special=False, parse_special=True)
+    # a Jinja template writes BOS itself when the model wants one; a built-in one leaves it to the tokenizer
+    ids = llm.model.tokenize(text, add_special=not template.adds_bos, parse_special=True)
     return ids, ([template.eos_token] if template.eos_token else [])
 
 

@@ -13,11 +13,15 @@
     for chunk in llm.create_chat_completion(messages=[...], stream=True):
         print(chunk["choices"][0]["delta"].get("content", ""), end="")
     ids = llm.tokenize(b"Hello", add_bos=True, special=False); llm.detokenize(ids)  # -> bytes
+    emb = ggraph.Llama("smollm2", embedding=True, pooling_type=1).embed(["a", "b"])   # docs/embeddings.md
 
 One sequence per Llama (no batching of requests). The KV cache keeps the longest common prefix of
 the previous call's tokens. GPU and memory-placement arguments are accepted and ignored; arguments
-that would change the results and that ggraph lacks (LoRA, RoPE overrides, grammar, mirostat, ...)
-raise GGraphError when set. Errors are one-line ggraph.GGraphError, never ValueError.
+that would change the results and that ggraph lacks (LoRA, RoPE overrides, mirostat, ...)
+raise GGraphError when set. `grammar=` takes a GBNF (or `%llguidance`) string or an object holding one
+(llama-cpp-python's LlamaGrammar: its `_grammar`; or a `grammar` attribute); `response_format`
+{"type": "json_object"[, "schema": {...}]} or {"type": "json_schema", "json_schema": {"schema": {...}}}
+constrains a chat completion to JSON (docs/grammars.md). Errors are one-line ggraph.GGraphError, never ValueError.
 """
 from __future__ import annotations
 
@@ -29,6 +33,7 @@ import numpy as np
 from ggraph.errors import GGraphError
 
 from ..sampling import LLAMA_DEFAULT_SEED
+from ..sampling.grammar import Grammar, grammar_text, response_format_grammar
 from . import chat, completion
 from .detok import detokenize as _detokenize
 from .hooks import LogitsProcessorList, StoppingCriteriaList, as_hook
@@ -78,12 +83,12 @@ class Llama:
             rope_scaling_type = _UNSPECIFIED
         for name, value, default in (
                 ("vocab_only", vocab_only, False), ("kv_overrides", kv_overrides, None),
-                ("rope_scaling_type", rope_scaling_type, _UNSPECIFIED), ("pooling_type", pooling_type, _UNSPECIFIED),
+                ("rope_scaling_type", rope_scaling_type, _UNSPECIFIED),
                 ("attention_type", attention_type, _UNSPECIFIED), ("rope_freq_base", rope_freq_base, 0.0),
                 ("rope_freq_scale", rope_freq_scale, 0.0), ("yarn_ext_factor", yarn_ext_factor, -1.0),
                 ("yarn_attn_factor", yarn_attn_factor, 1.0), ("yarn_beta_fast", yarn_beta_fast, 32.0),
                 ("yarn_beta_slow", yarn_beta_slow, 1.0), ("yarn_orig_ctx", yarn_orig_ctx, 0),
-                ("embedding", embedding, False), ("lora_base", lora_base, None), ("lora_path", lora_path, None),
+                ("lora_base", lora_base, None), ("lora_path", lora_path, None),
                 ("draft_model", draft_model, None), ("tokenizer", tokenizer, None), ("type_k", type_k, None),
                 ("type_v", type_v, None), ("spm_infill", spm_infill, False)):
             if value != default:
@@ -112,6 +117,10 @@ class Llama:
         self._n_ctx = n_ctx
         self.last_n_tokens_size = int(last_n_tokens_size)
         self.chat_format, self.chat_handler = chat_format, chat_handler
+        # embeddings (api/embedding.py): pooling_type -1 = the model's default (GGUF <arch>.pooling_type, else none)
+        self._embedding = _check_bool("embedding", embedding)
+        from .. import embeddings
+        self._pooling_type = embeddings.resolve_pooling(self.model, pooling_type) if embedding else embeddings.NONE
         self._input_ids: list[int] = []          # tokens whose K/V are in the cache, in order
         self._logits: np.ndarray | None = None   # raw logits after the last of them
         self._active = None                      # the generation allowed to go on (see _sample_loop)
@@ -125,16 +134,17 @@ class Llama:
     def from_model(cls, model, *, n_ctx: int = 512, n_batch: int = 512, n_ubatch: int = 512,
                    n_threads: int | None = None, seed: int = LLAMA_DEFAULT_SEED, last_n_tokens_size: int = 64,
                    chat_format: str | None = None, chat_handler=None, verbose: bool = True,
-                   context=None) -> "Llama":
+                   context=None, embedding: bool = False, pooling_type: int = _UNSPECIFIED) -> "Llama":
         """A Llama over an already-loaded `ggraph.load(...)` Model: its own context (KV cache, plans)
         on the model's weights, which are not loaded again. Several may share one Model (the server's
-        slots); they must not decode at the same time."""
+        slots); they must not decode at the same time. context: a context-like object to run on
+        instead of a new Context (the server's per-slot view of its batched context)."""
         from ..model import Model
         if not isinstance(model, Model):
             raise GGraphError(f"Llama.from_model takes a model from ggraph.load(), got {type(model).__name__}")
         return cls(model, n_ctx=n_ctx, n_batch=n_batch, n_ubatch=n_ubatch, n_threads=n_threads, seed=seed,
                    last_n_tokens_size=last_n_tokens_size, chat_format=chat_format, chat_handler=chat_handler,
-                   verbose=verbose, _context=context)
+                   verbose=verbose, embedding=embedding, pooling_type=pooling_type, _context=context)
 
     # -- model facts --------------------------------------------------------------------------
     def n_ctx(self) -> int:
@@ -171,6 +181,22 @@ class Llama:
     @property
     def input_ids(self) -> np.ndarray:
         return np.asarray(self._input_ids, dtype=np.intc)
+
+    def pooling_type(self) -> int:
+        """llama_pooling_type of the context: 0 none, 1 mean, 2 cls, 3 last."""
+        return self._pooling_type
+
+    # -- embeddings (llama-cpp-python's; runtime/api/embedding.py) ----------------------------------
+    def embed(self, input, normalize: bool = False, truncate: bool = True, return_count: bool = False):
+        """Embeddings of a string or a list of strings (needs embedding=True): pooled, a list of
+        n_embd floats per input; pooling none, one such list per token. normalize: euclidean."""
+        from .embedding import embed
+        return embed(self, input, normalize=normalize, truncate=truncate, return_count=return_count)
+
+    def create_embedding(self, input, model: str | None = None) -> dict:
+        """OpenAI's embedding response: {"object": "list", "data": [...], "model", "usage"}."""
+        from .embedding import create_embedding
+        return create_embedding(self, input, model=model)
 
     # -- tokenizer ------------------------------------------------------------------------------
     def tokenize(self, text: bytes, add_bos: bool = True, special: bool = False) -> list[int]:
@@ -296,12 +322,14 @@ class Llama:
                  presence_penalty, logit_bias=None, seed=None, mirostat_mode=0, grammar=None):
         if mirostat_mode not in (0, None):
             raise GGraphError(f"mirostat_mode={mirostat_mode!r} is not supported by ggraph (0 = off)")
-        if grammar is not None:
-            raise GGraphError("grammar-constrained sampling is not supported yet")
-        return make_sampler(self.model.n_vocab, temperature=temperature, top_k=top_k, top_p=top_p, min_p=min_p,
-                            typical_p=typical_p, repeat_penalty=repeat_penalty, frequency_penalty=frequency_penalty,
-                            presence_penalty=presence_penalty, last_n=self.last_n_tokens_size, logit_bias=logit_bias,
-                            seed=self._seed if seed is None else seed)
+        chain = make_sampler(self.model.n_vocab, temperature=temperature, top_k=top_k, top_p=top_p, min_p=min_p,
+                             typical_p=typical_p, repeat_penalty=repeat_penalty, frequency_penalty=frequency_penalty,
+                             presence_penalty=presence_penalty, last_n=self.last_n_tokens_size, logit_bias=logit_bias,
+                             seed=self._seed if seed is None else seed)
+        text = grammar_text(grammar)     # a GBNF / %llguidance string, or llama-cpp-python's LlamaGrammar
+        if text is not None:
+            chain.grammar = Grammar(self.model.vocab, text)
+        return chain
 
     def sample(self, top_k: int = 40, top_p: float = 0.95, min_p: float = 0.05, typical_p: float = 1.0,
                temp: float = 0.80, repeat_penalty: float = 1.0, frequency_penalty: float = 0.0,
@@ -438,13 +466,11 @@ class Llama:
         if self.chat_handler is not None:      # a llama-cpp-python chat handler drives us itself
             return self.chat_handler(llama=self, messages=messages, functions=functions, function_call=function_call,
                                      tools=tools, tool_choice=tool_choice, **args)
-        if response_format is not None:
-            if not isinstance(response_format, dict) or response_format.get("type") not in ("text", "json_object",
-                                                                                           "json_schema"):
-                raise GGraphError(f"response_format must be {{'type': 'text' | 'json_object' | 'json_schema'}}, "
-                                  f"got {response_format!r}")
-            if response_format["type"] != "text":
-                raise GGraphError(f"response_format type {response_format['type']!r} is not supported yet")
+        rf_grammar = response_format_grammar(response_format)   # json_object / json_schema -> a JSON grammar
+        if rf_grammar is not None:
+            if grammar is not None:
+                raise GGraphError("give grammar or a JSON response_format, not both")
+            grammar = rf_grammar
         if functions is not None:               # legacy functions -> tools, as llama-cpp-python converts them
             tools = [{"type": "function", "function": f} for f in functions]
         if function_call is not None:

@@ -29,7 +29,7 @@ def _add_ctx_args(p):
 def _add_sampling_args(p):
     from ..sampling import LLAMA_DEFAULT_SEED, SamplerParams
     d = SamplerParams()    # one place for llama.cpp's defaults (common_params_sampling)
-    p.add_argument("-n", "--n-predict", type=int, default=-1, help="tokens to predict (default: -1 = until end of generation or full context)")
+    p.add_argument("-n", "--n-predict", type=int, default=-1, help="tokens to predict (default: -1 = until end of generation or full context; -2 = until the context is full)")
     p.add_argument("--temp", type=float, default=d.temp, help=f"temperature (default: {d.temp}; <= 0: greedy)")
     p.add_argument("--top-k", type=int, default=d.top_k, help=f"top-k sampling (default: {d.top_k}, 0 = disabled)")
     p.add_argument("--top-p", type=float, default=d.top_p, help=f"top-p sampling (default: {d.top_p}, 1.0 = disabled)")
@@ -53,24 +53,40 @@ def _int_list(text: str) -> list[int]:
         raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from None
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a usage error is one `error: ...` line (exit status 2), like every other failure."""
+
+    def error(self, message):
+        self.exit(2, f"error: {self.prog}: {message} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    ap = argparse.ArgumentParser(prog="ggraph", description="Run GGUF models on the CPU, the llama.cpp way, in Python.")
+    ap = _Parser(prog="ggraph", description="Run GGUF models on the CPU, the llama.cpp way, in Python.")
     sub = ap.add_subparsers(dest="cmd", required=True)
 
     p = sub.add_parser("run", help="generate text from a prompt (like llama-completion)")
     _add_model_arg(p)
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("-p", "--prompt")
-    src.add_argument("-f", "--file", help="read the prompt from a file")
+    src.add_argument("-f", "--file", help="read the prompt from a file, as bytes ('-': stdin)")
     _add_ctx_args(p)
     _add_sampling_args(p)
     p.add_argument("--no-special", action="store_true", help="do not parse special-token text in the prompt")
+    from .chat import add_template_args
+    add_template_args(p)                       # given: the prompt is one user turn of that template
+    gr = p.add_mutually_exclusive_group()      # constrained output (docs/grammars.md), llama.cpp's flags
+    gr.add_argument("--grammar", metavar="GRAMMAR", help="BNF-like grammar (GBNF, as in llama.cpp's grammars/) to constrain generations")
+    gr.add_argument("--grammar-file", metavar="FNAME", help="file to read the grammar from")
+    gr.add_argument("-j", "--json-schema", metavar="SCHEMA", help='JSON schema to constrain generations, e.g. \'{"type": "object"}\'')
+    gr.add_argument("-jf", "--json-schema-file", metavar="FILE", help="file containing a JSON schema to constrain generations")
 
     p = sub.add_parser("chat", help="interactive multi-turn chat with the model's chat template")
     _add_model_arg(p)
     _add_ctx_args(p)
     _add_sampling_args(p)
     p.add_argument("-sys", "--system-prompt", default=None, help="system message")
+    from .chat import add_template_args
+    add_template_args(p)                       # --chat-template NAME / --chat-template-file FILE
 
     p = sub.add_parser("tokenize", help="show the token ids (and pieces) of a text")
     _add_model_arg(p)
@@ -106,6 +122,8 @@ def build_parser() -> argparse.ArgumentParser:
     compare_arguments(sub.add_parser("compare", help="ggraph vs llama.cpp on the same GGUF: logits, continuations, every tensor"))
     from .perplexity import add_parser as perplexity_parser
     perplexity_parser(sub, _add_model_arg)
+    from .embed import add_parser as embed_parser
+    embed_parser(sub, _add_model_arg, _add_ctx_args)
     from .graph_view import add_arguments as graph_arguments
     graph_arguments(sub.add_parser("graph", help="the compute graph of one ubatch: nodes, ops, shapes, bytes; Graphviz DOT"))
 
@@ -130,6 +148,9 @@ def _sampler(args, n_vocab):
                            repeat_last_n=args.repeat_last_n, frequency_penalty=args.frequency_penalty,
                            presence_penalty=args.presence_penalty, seed=args.seed)
     params.validate()
+    if getattr(args, "n_predict", -1) < -2:
+        raise GGraphError(f"-n/--n-predict must be >= -2 (-1: until end of generation, -2: until the context "
+                          f"is full), got {args.n_predict}")
     return SamplerChain.from_params(params, n_vocab)
 
 
@@ -141,10 +162,13 @@ def _perf_line(label: str, ms: float, n: int, unit: str) -> str:
 
 def cmd_run(args) -> int:
     from ..text import StreamDecoder
-    if args.file:
+    if args.file:      # bytes, as llama.cpp reads them (tokenize takes bytes); "-" is stdin
         try:
-            with open(args.file, encoding="utf-8") as f:
-                prompt = f.read()
+            if args.file == "-":
+                prompt = sys.stdin.buffer.read()
+            else:
+                with open(args.file, "rb") as f:
+                    prompt = f.read()
         except OSError as e:
             raise GGraphError(f"cannot read prompt file: {e}") from None
     else:
@@ -152,8 +176,14 @@ def cmd_run(args) -> int:
     t0 = time.perf_counter()
     model = _load(args.model)
     sampler = _sampler(args, model.n_vocab)
+    from ..sampling.grammar import grammar_from_args
+    sampler.grammar = grammar_from_args(args, model.vocab)      # --grammar / --grammar-file / -j / -jf
     ctx = model.new_context(n_ctx=args.ctx_size, n_batch=args.batch_size, n_ubatch=args.ubatch_size, n_threads=args.threads)
-    ids = model.tokenize(prompt, add_special=True, parse_special=not args.no_special)
+    add_special = True
+    if args.chat_template or args.chat_template_file:     # the prompt as one user turn of that template
+        from .chat import single_turn_prompt, template_from_args
+        prompt, add_special = single_turn_prompt(template_from_args(model, args), prompt)
+    ids = model.tokenize(prompt, add_special=add_special, parse_special=not args.no_special)
     if not ids:
         raise GGraphError("the prompt is empty")
     t_load = time.perf_counter() - t0
@@ -187,7 +217,8 @@ def cmd_chat(args) -> int:
     model = _load(args.model)
     sampler = _sampler(args, model.n_vocab)
     ctx = model.new_context(n_ctx=args.ctx_size, n_batch=args.batch_size, n_ubatch=args.ubatch_size, n_threads=args.threads)
-    session = ChatSession(model, ctx, sampler=sampler, system=args.system_prompt)
+    from .chat import template_from_args
+    session = ChatSession(model, ctx, sampler=sampler, system=args.system_prompt, template=template_from_args(model, args))
     interactive = sys.stdin.isatty()
     if interactive:
         print("ggraph chat: type a message, /exit or Ctrl-D to quit.", file=sys.stderr)
@@ -290,6 +321,14 @@ def cmd_perplexity(args) -> int:
 COMMANDS["perplexity"] = cmd_perplexity
 
 
+def cmd_embed(args) -> int:
+    from .embed import cmd_embed
+    return cmd_embed(args, _load)
+
+
+COMMANDS["embed"] = cmd_embed
+
+
 def cmd_serve(args) -> int:
     from ..server.serve import serve
     return serve(args)
@@ -299,8 +338,8 @@ COMMANDS["serve"] = cmd_serve
 
 
 def main(argv=None) -> int:
-    args = build_parser().parse_args(argv)
     try:
+        args = build_parser().parse_args(argv)
         return COMMANDS[args.cmd](args)
     except GGraphError as e:
         print(f"error: {e}", file=sys.stderr)
@@ -309,6 +348,16 @@ def main(argv=None) -> int:
         return 130
     except BrokenPipeError:
         os._exit(0)
+    except MemoryError:
+        print("error: out of memory (lower -c/--ctx-size or use a smaller model)", file=sys.stderr)
+        return 1
+    except Exception as e:      # a bug, not bad input: still one line (GGRAPH_DEBUG=1 shows the traceback)
+        if os.environ.get("GGRAPH_DEBUG"):
+            raise
+        msg = " ".join(str(e).split())
+        print(f"error: internal error: {type(e).__name__}: {msg[:300]} (GGRAPH_DEBUG=1 for the traceback)",
+              file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

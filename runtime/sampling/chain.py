@@ -20,6 +20,15 @@ false) and then for each generated token, so the penalty window includes the pro
 the same when the caller does: `sample()` never accepts on its own (like `common_sampler_sample`);
 call `accept(tok)` (or `accept_many(prompt)`) explicitly.
 
+Grammar (`SamplerParams.grammar`, GBNF or `%llguidance` text; `SamplerChain.grammar`, a
+`grammar.Grammar`): held beside the samplers, as `common_sampler` holds `grmr`, and applied as
+`common_sampler_sample(..., grammar_first = false)` does: the chain samples without it; if the grammar
+rejects the chosen token, the chain samples again from the raw logits with the grammar's mask applied
+first (dist draws a second random number). Only generated tokens advance the grammar
+(`common_sampler_accept(..., is_generated)`): `accept(tok)` counts `tok` as generated when it is the
+token the last `sample()` returned (what llama.cpp's callers pass as is_generated = true); prompt
+tokens accepted before sampling only feed the penalty window. `is_generated=` overrides that.
+
 Deviations from llama.cpp: DRY is not implemented ("dry" in the order is accepted and skipped: it is
 off by default, dry_multiplier = 0); infill, adaptive_p and mirostat are not available; unknown sampler
 names raise instead of being dropped with a warning; repeat_last_n = -1 means "every token accepted
@@ -88,6 +97,7 @@ class SamplerParams:
     xtc_probability: float = 0.0      # 0: disabled
     xtc_threshold: float = 0.1        # > 0.5: disabled
     logit_bias: dict | None = None    # {token_id: bias}, -inf bans a token
+    grammar: str | None = None        # GBNF or %llguidance text (grammar.json_schema_to_grammar for a schema)
     samplers: tuple = field(default=DEFAULT_SAMPLERS)  # order; names or one "a;b;c" string
 
     def validate(self, n_vocab: int | None = None) -> "SamplerParams":
@@ -132,6 +142,8 @@ class SamplerParams:
                 if not _is_real(b) or math.isnan(b) or b == math.inf:
                     raise GGraphError(f"invalid sampling parameter logit_bias: bias {b!r} for token {t} "
                                       "must be a finite number or -inf")
+        if self.grammar is not None and not isinstance(self.grammar, str):
+            bad("grammar", "must be a GBNF (or %llguidance) string")
         self.sampler_order()
         return self
 
@@ -158,20 +170,30 @@ class SamplerChain:
     """`llama_sampler_chain`: samplers applied in order to the candidates of one logits row; the
     last one (Dist or Greedy) selects the token."""
 
-    def __init__(self, samplers, n_vocab: int | None = None):
+    def __init__(self, samplers, n_vocab: int | None = None, grammar=None):
         self.samplers = list(samplers)
         for s in self.samplers:
             if not isinstance(s, Sampler):
                 raise GGraphError(f"not a sampler: {s!r}")
         self.n_vocab = None if n_vocab is None else int(n_vocab)
         self.last: TokenDataArray | None = None  # candidates of the last sample() (like common_sampler_get_candidates)
+        self.grammar = grammar                   # common_sampler::grmr: a grammar.Grammar or None
+        self._sampled: int | None = None         # the last sample()'s token until it is accepted
 
     @classmethod
-    def from_params(cls, params: SamplerParams, n_vocab: int) -> "SamplerChain":
-        """`common_sampler_init`: logit_bias, then the samplers in `params.samplers` order, then dist."""
+    def from_params(cls, params: SamplerParams, n_vocab: int, vocab=None) -> "SamplerChain":
+        """`common_sampler_init`: the grammar (needs the model's `vocab`), logit_bias, then the
+        samplers in `params.samplers` order, then dist."""
         if not _is_int(n_vocab) or n_vocab <= 0:
             raise GGraphError(f"invalid n_vocab={n_vocab!r}: must be a positive integer")
         p = params.validate(n_vocab)
+        grammar = None
+        if p.grammar is not None:
+            if vocab is None:
+                raise GGraphError("a grammar needs the model's vocabulary: "
+                                  "SamplerChain.from_params(p, n_vocab, model.vocab)")
+            from .grammar import Grammar
+            grammar = Grammar(vocab, p.grammar)
         mk = p.min_keep
         chain: list[Sampler] = []
         if p.logit_bias:
@@ -197,7 +219,7 @@ class SamplerChain:
                 chain.append(Temperature(p.temp, p.dynatemp_range, p.dynatemp_exponent))
             # "dry": not implemented, disabled by default (dry_multiplier = 0)
         chain.append(Dist(p.seed))
-        return cls(chain, n_vocab)
+        return cls(chain, n_vocab, grammar)
 
     @classmethod
     def greedy(cls, n_vocab: int | None = None) -> "SamplerChain":
@@ -215,30 +237,51 @@ class SamplerChain:
         cur = TokenDataArray.from_logits(arr)
         for s in self.samplers:
             s.apply(cur)
+        g = self.grammar
+        if g is not None and not g.allows(cur.token()):
+            # grammar-based rejection sampling: again from the raw logits, grammar first
+            cur = TokenDataArray.from_logits(arr)
+            g.apply(cur)
+            for s in self.samplers:
+                s.apply(cur)
         self.last = cur
         return cur
 
     def sample(self, logits) -> int:
         """The next token for one logits row ([n_vocab]). Does not accept it: call accept()."""
-        return self.apply(logits).token()
+        tok = self.apply(logits).token()
+        self._sampled = tok
+        return tok
 
-    def accept(self, token: int) -> None:
-        """Feed a token (prompt or generated) to the stateful samplers (the penalty window)."""
+    def accept(self, token: int, is_generated: bool | None = None) -> None:
+        """Feed a token (prompt or generated) to the stateful samplers (the penalty window); a
+        generated one also advances the grammar. is_generated=None: generated iff it is the token
+        the last sample() returned."""
         if not _is_int(token) or token < 0 or (self.n_vocab is not None and token >= self.n_vocab):
             raise GGraphError(f"cannot accept token {token!r}: not a token id"
                               + (f" in [0, {self.n_vocab})" if self.n_vocab is not None else ""))
+        if self.grammar is not None:
+            if is_generated is None:
+                is_generated = self._sampled is not None and token == self._sampled
+            if is_generated:
+                self.grammar.accept(token)
+        self._sampled = None
         for s in self.samplers:
             s.accept(token)
 
-    def accept_many(self, tokens) -> None:
+    def accept_many(self, tokens, is_generated: bool = False) -> None:
+        """Accept prompt tokens (is_generated=False: they do not advance the grammar)."""
         for t in tokens:
-            self.accept(int(t) if isinstance(t, np.integer) else t)
+            self.accept(int(t) if isinstance(t, np.integer) else t, is_generated)
 
     def reset(self) -> None:
         """Clear histories and re-seed RNGs (a fixed seed restarts its sequence, like llama.cpp)."""
         for s in self.samplers:
             s.reset()
+        if self.grammar is not None:
+            self.grammar.reset()
         self.last = None
+        self._sampled = None
 
     def clone(self) -> "SamplerChain":
         """An independent copy with the same state (history, RNG position)."""
@@ -253,4 +296,5 @@ class SamplerChain:
         return None
 
     def __repr__(self) -> str:
-        return "logits -> " + " -> ".join(s.name for s in self.samplers)
+        text = "logits -> " + " -> ".join(s.name for s in self.samplers)
+        return text + (" (grammar: checked after, applied first when it rejects)" if self.grammar is not None else "")

@@ -4,6 +4,7 @@
     GET  /v1/models              the one model, named by --alias (default: the file name) (also /models)
     POST /v1/completions         OpenAI text completions (stream: server-sent events, then [DONE])
     POST /v1/chat/completions    OpenAI chat completions (the GGUF's chat template) (also /chat/completions)
+    POST /v1/embeddings          OpenAI embeddings, llama-server's semantics (server/embeddings.py) (also /embeddings)
     POST /completion             llama-server's completion fields (stream: events, no [DONE], as there)
     POST /tokenize, /detokenize  llama-server's
 
@@ -190,6 +191,13 @@ def create_app(engine, model_name: str, api_key: str | None = None) -> FastAPI:
     async def chat_completions(request: Request):
         body = await _parse(request, ChatCompletionRequest)
         return await run(request, jobs.openai_chat(body, model_name), bool(body.stream), True)
+
+    @app.post("/v1/embeddings", dependencies=auth)
+    @app.post("/embeddings", dependencies=auth, include_in_schema=False)
+    async def embeddings(request: Request):
+        from .embeddings import EmbeddingRequest, openai_embeddings
+        body = await _parse(request, EmbeddingRequest)
+        return await run(request, openai_embeddings(body, model_name), False, False)
 
     @app.post("/completion", dependencies=auth)
     async def completion(request: Request):

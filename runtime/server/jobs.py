@@ -138,6 +138,10 @@ def openai_chat(req, model_name: str):
     stops = normalize_stop(req.stop)
     stream = bool(req.stream)
     fields = set(type(req).model_fields)
+    from ..sampling.grammar import response_format_grammar
+    grammar = response_format_grammar(req.response_format)     # json_object / json_schema -> a JSON grammar
+    if grammar is not None:
+        args["grammar"] = grammar
 
     def task(llm, slot_id):
         def steps():

@@ -111,8 +111,11 @@ class ChatCompletionRequest(_Sampling):
             if rf.get("type") not in ("text", "json_object", "json_schema"):
                 raise RequestError("response_format must be {'type': 'text' | 'json_object' | 'json_schema'}",
                                    "response_format")
-            if rf["type"] != "text":
-                raise RequestError(f"response_format type {rf['type']!r} is not supported yet", "response_format")
+            from ..sampling.grammar import response_format_grammar
+            try:
+                response_format_grammar(rf)         # a schema that does not compile is the request's fault
+            except GGraphError as e:
+                raise RequestError(str(e), "response_format") from None
         if isinstance(self.tool_choice, dict) or isinstance(self.function_call, dict):
             param = "tool_choice" if isinstance(self.tool_choice, dict) else "function_call"
             raise RequestError(f"{param} naming a function needs grammar-constrained sampling: not supported yet",

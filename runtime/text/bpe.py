@@ -2,10 +2,12 @@
 from __future__ import annotations
 
 import heapq
+import logging
 
 from .pretokenize import PreType, Splitter, bytes_to_unicode
 
 _WORD_CACHE_MAX = 1 << 16
+log = logging.getLogger("ggraph.text")
 
 
 class BpeModel:
@@ -49,14 +51,28 @@ class BpeModel:
                 ids.append(tid)
                 continue
             # symbol not in vocab: fall back to one token per byte (missing ones are dropped)
+            dropped = False
             for b in sym.encode("utf-8", "surrogatepass"):
                 key = chr(b) if self.byte_encode else f"<0x{b:02X}>"
                 if self.byte_encode and b >= 0x80:
+                    dropped = True
                     continue  # a lone byte >= 0x80 is never valid UTF-8 token text
                 tid = t2i.get(key)
                 if tid is not None:
                     ids.append(tid)
+                else:
+                    dropped = True
+            if dropped and log.isEnabledFor(logging.DEBUG):
+                self._log_dropped(sym)
         return ids
+
+    def _log_dropped(self, sym: str) -> None:
+        if self.byte_encode:
+            unbyte = {c: b for b, c in self._byte_chars.items()}
+            raw = bytes(unbyte.get(c, 0x3F) for c in sym)
+        else:
+            raw = sym.encode("utf-8", "surrogatepass")
+        log.debug("no token for bytes %s (symbol %r): dropped, as llama.cpp does", raw.hex(" "), sym)
 
     def _merge(self, word: str) -> list[str]:
         """Lowest-rank adjacent pair first (ties: leftmost), until no ranked pair remains."""

@@ -2,6 +2,39 @@
 from __future__ import annotations
 
 import heapq
+import logging
+import re
+
+from ggraph.errors import GGraphError
+
+log = logging.getLogger("ggraph.text")
+_ESCAPED = re.compile("[\udc80-\udcff]")      # raw bytes of tokenize(bytes) that are not valid UTF-8
+_LEN_UTF8 = (1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 2, 2, 3, 4)   # unicode_len_utf8, by the high 4 bits
+
+
+def _byte_symbols(text: str) -> list[str]:
+    """llama.cpp's SPM symbols over raw bytes: unicode_len_utf8(first byte) bytes each, whatever
+    follows; a symbol that is not valid UTF-8 keeps its bytes as surrogate escapes (never a token)."""
+    data = _raw_bytes(text)
+    out, i, n = [], 0, len(data)
+    while i < n:
+        k = min(_LEN_UTF8[data[i] >> 4], n - i)
+        chunk = data[i:i + k]
+        try:
+            out.append(chunk.decode("utf-8"))
+        except UnicodeDecodeError:
+            out.append(chunk.decode("utf-8", "surrogateescape"))
+        i += k
+    return out
+
+
+def _raw_bytes(s: str) -> bytes:
+    """The bytes a symbol stands for: surrogate escapes are raw bytes, other surrogates pass."""
+    try:
+        return s.encode("utf-8", "surrogatepass") if not _ESCAPED.search(s) else s.encode("utf-8", "surrogateescape")
+    except UnicodeEncodeError:
+        return b"".join(bytes([ord(c) - 0xDC00]) if "\udc80" <= c <= "\udcff" else c.encode("utf-8", "surrogatepass")
+                        for c in s)
 
 
 class SpmModel:
@@ -12,22 +45,24 @@ class SpmModel:
         self._byte_ids = [self._byte_token(b) for b in range(256)]
 
     def _byte_token(self, b: int):
-        # <0xXX> first, then the raw single-byte text (byte_to_token); neither -> unk (llama.cpp throws)
+        # <0xXX> first, then the raw single-byte text (byte_to_token); neither -> None: llama.cpp's
+        # token_to_id.at() throws there and the process aborts, ggraph raises GGraphError when such a byte
+        # has to be tokenized (a vocabulary without byte fallback still loads and tokenizes other text)
         t2i = self.token_to_id
         tid = t2i.get(f"<0x{b:02X}>")
         if tid is None and b < 0x80:
             tid = t2i.get(chr(b))
-        if tid is None and self.unk_id >= 0:
-            tid = self.unk_id
         return tid
 
     def tokenize(self, text: str) -> list[int]:
-        """`text` already has ' ' escaped to U+2581 and any space prefix added."""
-        n = len(text)
-        if n == 0:
+        """`text` already has ' ' escaped to U+2581 and any space prefix added. Surrogate escapes
+        (\\udc80-\\udcff) are raw bytes from tokenize(bytes), grouped as llama.cpp groups bytes."""
+        if not text:
             return []
         t2i, scores = self.token_to_id, self.scores
-        sym = list(text)             # symbol text, "" once merged into its left neighbour
+        # symbol text, "" once merged into its left neighbour
+        sym = _byte_symbols(text) if _ESCAPED.search(text) else list(text)
+        n = len(sym)
         prev = list(range(-1, n - 1))
         nxt = list(range(1, n + 1))
         nxt[-1] = -1
@@ -65,9 +100,11 @@ class SpmModel:
                 out.append(tid)
             else:
                 # only single code points can be unknown here (every merge forms a vocab token)
-                for b in s.encode("utf-8", "surrogatepass"):
+                for b in _raw_bytes(s):
                     bt = self._byte_ids[b]
-                    if bt is not None:
-                        out.append(bt)
+                    if bt is None:
+                        raise GGraphError(f"the SentencePiece vocabulary has no token for byte 0x{b:02X} (no <0x{b:02X}> "
+                                          f"byte-fallback token) needed by {s!r:.40}: llama.cpp aborts on this input too")
+                    out.append(bt)
             i = nxt[i]
         return out

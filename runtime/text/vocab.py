@@ -7,10 +7,22 @@
 Supported `tokenizer.ggml.model` values: `llama` (SPM), `gpt2` (byte-level BPE with the
 pre-tokenizers of pretokenize.py) and `gemma4` (SPM-style BPE). Missing special ids are -1
 (LLAMA_TOKEN_NULL).
+
+Bytes: tokenize() takes a str or raw bytes, as llama_tokenize takes a char buffer. Valid UTF-8
+bytes tokenize exactly as their str. Invalid UTF-8 is read as llama.cpp reads it: the BPE
+tokenizers decode it leniently (unicode_cpts_from_utf8: a byte that does not start a well-formed
+sequence becomes one U+FFFD, surrogates and overlong forms are kept as code points), SPM keeps the
+raw bytes (symbols of unicode_len_utf8 bytes, unknown ones byte-fallback to <0xXX>). One deviation:
+a 4-byte form above U+10FFFF becomes U+FFFD here, where llama.cpp aborts (std::invalid_argument).
+Bytes with no token at all (a byte-level BPE vocabulary without that byte; SmolLM2 lacks 21 of
+them) are dropped, as llama.cpp drops them; the logger "ggraph.text" says so at DEBUG level.
+detokenize_bytes() / token_to_piece() return bytes; detokenize() decodes them with U+FFFD.
 """
 from __future__ import annotations
 
 import codecs
+import logging
+import re
 import warnings
 
 from ggraph.errors import GGraphError
@@ -60,6 +72,78 @@ _SPECIAL_KEYS = (("bos_token_id", "bos"), ("eos_token_id", "eos"), ("eot_token_i
                  ("fim_sep_token_id", "fim_sep"), ("prefix_token_id", "fim_pre"),
                  ("suffix_token_id", "fim_suf"), ("middle_token_id", "fim_mid"))
 _UNSUPPORTED_MODELS = {"bert", "t5", "rwkv", "plamo2", "hybriddna", "whitespace", "test"}
+log = logging.getLogger("ggraph.text")
+_STRTOL16 = re.compile(rb"\s*[+-]?[0-9a-fA-F]+")
+
+
+def _lcpp_utf8_error(exc: UnicodeDecodeError):
+    """Codec error handler: resume where llama.cpp's unicode_cpt_from_utf8 would. Strict UTF-8 and
+    llama.cpp agree on valid input, so this only runs at a byte strict decoding refuses."""
+    b, i = exc.object, exc.start
+    c, n = b[i], len(b)
+    if not c & 0x40:
+        return "\ufffd", i + 1
+    if not c & 0x20:
+        length, cp = 2, c & 0x1F
+    elif not c & 0x10:
+        length, cp = 3, c & 0x0F
+    elif not c & 0x08:
+        length, cp = 4, c & 0x07
+    else:
+        return "\ufffd", i + 1
+    if i + length > n:
+        return "\ufffd", i + 1
+    for k in range(1, length):
+        x = b[i + k]
+        if x & 0xC0 != 0x80:
+            return "\ufffd", i + 1
+        cp = cp << 6 | x & 0x3F
+    return (chr(cp) if cp <= 0x10FFFF else "\ufffd"), i + length
+
+
+codecs.register_error("ggraph-llamacpp-utf8", _lcpp_utf8_error)
+
+
+def utf8_like_llamacpp(data: bytes) -> str:
+    """bytes -> str as llama.cpp's unicode_cpts_from_utf8 (used by its BPE tokenizers)."""
+    return data.decode("utf-8", "ggraph-llamacpp-utf8")
+
+
+def _flag(name: str, v) -> bool:
+    if not isinstance(v, bool) and type(v).__name__ != "bool_":
+        raise GGraphError(f"{name} must be True or False, got {type(v).__name__} {v!r}")
+    return bool(v)
+
+
+def _token_id(where: str, tok) -> int:
+    if isinstance(tok, bool) or not isinstance(tok, int):
+        if type(tok).__module__ == "numpy" and hasattr(tok, "dtype") and tok.dtype.kind in "iu" and tok.ndim == 0:
+            return int(tok)
+        raise GGraphError(f"{where}: token ids must be integers, got {type(tok).__name__} {tok!r:.60}")
+    return tok
+
+
+def _meta(g, key, kind):
+    """A tokenizer key with its Python type checked (Vocab.from_gguf also takes plain dicts; a GGUFFile
+    has already checked the GGUF value type)."""
+    v = g.get(_K + key) if not key.startswith("general.") else g.get(key)
+    if v is None:
+        return None
+    name = key if key.startswith("general.") else _K + key
+    ok = {
+        "str": lambda: isinstance(v, str),
+        "bool": lambda: isinstance(v, bool),
+        "id": lambda: isinstance(v, int) and not isinstance(v, bool),
+        "strs": lambda: isinstance(v, (list, tuple)) and all(isinstance(x, str) for x in v),
+        "nums": lambda: isinstance(v, (list, tuple)) and all(isinstance(x, (int, float)) and not isinstance(x, bool)
+                                                            for x in v),
+        "ints": lambda: isinstance(v, (list, tuple)) and all(isinstance(x, int) and not isinstance(x, bool) for x in v),
+    }[kind]()
+    if not ok:
+        what = {"str": "a string", "bool": "a bool", "id": "an integer token id", "strs": "an array of strings",
+                "nums": "an array of numbers", "ints": "an array of integers"}[kind]
+        raise GGraphError(f"{name} must be {what}, got {type(v).__name__}")
+    return v
 
 
 class Vocab:
@@ -92,7 +176,7 @@ class Vocab:
 
     def _load_type(self, g) -> tuple[dict, PreType | None]:
         """Vocab type, pre-tokenizer and the per-type defaults of ids and flags."""
-        model = g.get(_K + "model")
+        model = _meta(g, "model", "str")
         if model is None:
             raise GGraphError("GGUF has no tokenizer.ggml.model (no vocabulary)")
         if model in ("no_vocab", "none"):
@@ -111,9 +195,9 @@ class Vocab:
             self.add_space_prefix, self.clean_spaces, self.add_bos, self.add_eos = True, False, True, False
             self.escape_whitespaces = True
         else:
-            if g.get(_K + "merges") is None:
+            if _meta(g, "merges", "strs") is None:
                 raise GGraphError("cannot find tokenizer merges (tokenizer.ggml.merges) in the GGUF")
-            self.pre_name, pre = lookup_pre("gemma4" if model == "gemma4" else g.get(_K + "pre"))
+            self.pre_name, pre = lookup_pre("gemma4" if model == "gemma4" else _meta(g, "pre", "str"))
             if model == "gpt2":
                 ids.update(bos=11, eos=11)   # llama.cpp's placeholder defaults, nearly always overridden
             if pre.no_bos:
@@ -121,16 +205,17 @@ class Vocab:
             self.add_space_prefix, self.clean_spaces = False, pre.clean_spaces
             self.add_bos, self.add_eos = pre.add_bos, False
             self.escape_whitespaces = pre.escape_whitespaces
-        self.add_space_prefix = bool(g.get(_K + "add_space_prefix", self.add_space_prefix))
+        asp = _meta(g, "add_space_prefix", "bool")
+        self.add_space_prefix = self.add_space_prefix if asp is None else asp
         return ids, pre
 
     def _load_tokens(self, g):
-        tokens = g.get(_K + "tokens")
+        tokens = _meta(g, "tokens", "strs")
         if not tokens:
             raise GGraphError("cannot find tokenizer vocab (tokenizer.ggml.tokens) in the GGUF")
         n = len(tokens)
-        scores = g.get(_K + "scores")
-        types = g.get(_K + "token_type")
+        scores = _meta(g, "scores", "nums")
+        types = _meta(g, "token_type", "ints")
         if scores is not None and len(scores) < n:
             raise GGraphError(f"tokenizer.ggml.scores has {len(scores)} entries for {n} tokens")
         if types is not None and len(types) < n:
@@ -139,7 +224,17 @@ class Vocab:
         self._scores = [float(s) for s in scores[:n]] if scores is not None else [0.0] * n
         self._attrs = ([_TYPE_ATTR.get(int(t), ATTR_UNDEFINED) for t in types[:n]] if types is not None
                        else [ATTR_NORMAL] * n)
+        for i, a in enumerate(self._attrs):     # llama.cpp's token_to_byte: text.substr(3, 2) throws on load
+            if a & ATTR_BYTE and len(self._texts[i].encode("utf-8", "surrogatepass")) < 3:
+                raise GGraphError(f"token {i} {self._texts[i]!r:.20} has token type BYTE but is not a <0xXX> byte "
+                                  f"token (llama.cpp refuses the vocabulary)")
         self.token_to_id = {t: i for i, t in enumerate(self._texts)}
+        if len(self.token_to_id) != n:     # llama.cpp: GGML_ASSERT(id_to_token.size() == token_to_id.size())
+            seen = {}
+            for i, t in enumerate(self._texts):
+                if t in seen:
+                    raise GGraphError(f"tokenizer.ggml.tokens has the token {t!r:.40} twice (ids {seen[t]} and {i})")
+                seen[t] = i
 
     def _load_special_ids(self, g, ids, pre):
         """Defaults out of range are dropped; GGUF ids override them when in range."""
@@ -147,14 +242,14 @@ class Vocab:
         for key, name in _SPECIAL_KEYS:
             if ids[name] >= n:
                 ids[name] = -1
-            v = g.get(_K + key)
+            v = _meta(g, key, "id")
             if v is None:
                 continue
             if 0 <= int(v) < n:
                 ids[name] = int(v)
             else:
                 warnings.warn(f"bad special token {_K + key} = {v}, using default id {ids[name]}", stacklevel=4)
-        add_bos, add_eos = g.get(_K + "add_bos_token"), g.get(_K + "add_eos_token")
+        add_bos, add_eos = _meta(g, "add_bos_token", "bool"), _meta(g, "add_eos_token", "bool")
         if add_bos is not None:
             self.add_bos = bool(add_bos)
         if add_eos is not None:
@@ -239,26 +334,31 @@ class Vocab:
         return tok in self.eog_ids
 
     def token_text(self, tok: int) -> str:
-        self._check_id(tok)
-        return self._texts[tok]
+        return self._texts[self._check_id(tok)]
 
     def token_attr(self, tok: int) -> int:
-        self._check_id(tok)
-        return self._attrs[tok]
+        return self._attrs[self._check_id(tok)]
 
     def token_score(self, tok: int) -> float:
-        self._check_id(tok)
-        return self._scores[tok]
+        return self._scores[self._check_id(tok)]
 
-    def _check_id(self, tok):
+    def _check_id(self, tok, where: str = "token"):
+        if type(tok) is not int:
+            tok = _token_id(where, tok)
         if not 0 <= tok < len(self._texts):
             raise GGraphError(f"token id {tok} out of range [0, {len(self._texts)})")
+        return tok
 
     # ------------------------------------------------------------------ tokenize
-    def tokenize(self, text: str, add_special: bool = True, parse_special: bool = False) -> list[int]:
-        """llama_tokenize: special-token partition, then SPM/BPE on each raw fragment."""
-        if not isinstance(text, str):
-            raise GGraphError(f"tokenize() takes a str, got {type(text).__name__}")
+    def tokenize(self, text: str | bytes, add_special: bool = True, parse_special: bool = False) -> list[int]:
+        """llama_tokenize: special-token partition, then SPM/BPE on each raw fragment. `text`: a str,
+        or bytes read as llama.cpp reads them (see the module docstring)."""
+        if isinstance(text, (bytes, bytearray, memoryview)):
+            text = self._from_bytes(bytes(text))
+        elif not isinstance(text, str):
+            raise GGraphError(f"tokenize() takes a str or bytes, got {type(text).__name__}")
+        add_special = _flag("tokenize: add_special", add_special)
+        parse_special = _flag("tokenize: parse_special", parse_special)
         frags = self._partition(text, parse_special) if text else []
         out: list[int] = []
         add_bos = add_special and self.add_bos
@@ -284,6 +384,15 @@ class Vocab:
         if add_special and self.add_eos:
             out.append(self._need("eos"))
         return out
+
+    def _from_bytes(self, data: bytes) -> str:
+        try:
+            return data.decode("utf-8")
+        except UnicodeDecodeError:
+            pass
+        if self.type == "spm":       # raw bytes: invalid ones ride along as surrogate escapes (spm.py)
+            return data.decode("utf-8", "surrogateescape")
+        return utf8_like_llamacpp(data)
 
     def _need(self, name):
         tid = self._ids[name]
@@ -330,7 +439,8 @@ class Vocab:
     # ------------------------------------------------------------------ detokenize
     def token_to_piece(self, tok: int, special: bool = False) -> bytes:
         """llama_token_to_piece with lstrip=0: control/unknown tokens are empty unless `special`."""
-        self._check_id(tok)
+        tok = self._check_id(tok, "token_to_piece")
+        special = _flag("token_to_piece: special", special)
         if not special and self._attrs[tok] & (ATTR_CONTROL | ATTR_UNKNOWN):
             return b""
         piece = self._pieces[tok]
@@ -346,11 +456,9 @@ class Vocab:
             if self.type == "spm" or self.escape_whitespaces:
                 return text.replace("\u2581", " ").encode("utf-8")
             return self._decode_byte_level(text)
-        if attr & ATTR_BYTE:
-            try:
-                return bytes([int(text[3:5], 16) & 0xFF])
-            except ValueError:   # strtol on a malformed <0x..> gives 0
-                return b"\x00"
+        if attr & ATTR_BYTE:     # strtol(text.substr(3, 2), 16): the leading hex digits, 0 if none
+            m = _STRTOL16.match(text.encode("utf-8", "surrogatepass")[3:5])
+            return bytes([int(m.group(0), 16) & 0xFF]) if m else b"\x00"
         return b""   # unused / undefined tokens render as nothing
 
     def _decode_byte_level(self, text: str) -> bytes:
@@ -364,7 +472,12 @@ class Vocab:
         return bytes(out)
 
     def detokenize_bytes(self, ids, remove_special: bool = False, unparse_special: bool = False) -> bytes:
-        ids = list(ids)
+        """llama_detokenize: the bytes of the tokens' pieces."""
+        if isinstance(ids, (str, bytes, bytearray, dict, set, frozenset)) or not hasattr(ids, "__iter__"):
+            raise GGraphError(f"detokenize: ids must be a sequence of token ids, got {type(ids).__name__}")
+        ids = [self._check_id(t, "detokenize") for t in ids]
+        remove_special = _flag("detokenize: remove_special", remove_special)
+        unparse_special = _flag("detokenize: unparse_special", unparse_special)
         remove_space = self.add_space_prefix
         if remove_special and self.add_bos and ids and ids[0] == self._ids["bos"]:
             remove_space = False
