@@ -62,6 +62,8 @@ class _Parser(argparse.ArgumentParser):
 
 def build_parser() -> argparse.ArgumentParser:
     ap = _Parser(prog="ggraph", description="Run GGUF models on the CPU, the llama.cpp way, in Python.")
+    from ggraph import __version__
+    ap.add_argument("--version", action="version", version=f"ggraph {__version__}")
     sub = ap.add_subparsers(dest="cmd", required=True)
 
     p = sub.add_parser("run", help="generate text from a prompt (like llama-completion)")
@@ -72,6 +74,10 @@ def build_parser() -> argparse.ArgumentParser:
     _add_ctx_args(p)
     _add_sampling_args(p)
     p.add_argument("--no-special", action="store_true", help="do not parse special-token text in the prompt")
+    p.add_argument("-r", "--reverse-prompt", action="append", default=[], metavar="TEXT",
+                   help="stop once the output contains TEXT (printed, as llama.cpp prints it); may be repeated")
+    p.add_argument("-v", "--verbose", action="store_true",
+                   help="print the model, context and per-phase timings on stderr (default: quiet)")
     from .chat import add_template_args
     add_template_args(p)                       # given: the prompt is one user turn of that template
     gr = p.add_mutually_exclusive_group()      # constrained output (docs/grammars.md), llama.cpp's flags
@@ -190,15 +196,27 @@ def cmd_run(args) -> int:
     dec = StreamDecoder(model.vocab)
     out = sys.stdout
     n_gen = 0
+    if args.verbose:
+        info = model.info()
+        print(f"ggraph: model {model.path}: {info['architecture']}, {info['n_params'] / 1e6:.1f} M params, "
+              f"{info['file_size'] / 2**20:.1f} MiB; n_ctx {ctx.n_ctx}, n_batch {ctx.n_batch}, n_ubatch {ctx.n_ubatch}, "
+              f"{ctx.n_threads} threads; prompt {len(ids)} tokens", file=sys.stderr)
+    stops = [r for r in args.reverse_prompt if r]
+    tail, keep = "", max((len(r) for r in stops), default=0) * 2
     t1 = time.perf_counter()
     t_prompt = None
     for tok in ctx.generate(ids, n_predict=args.n_predict, sampler=sampler):
         if t_prompt is None:
             t_prompt = time.perf_counter() - t1
             t2 = time.perf_counter()
-        out.write(dec.push(tok))
+        piece = dec.push(tok)
+        out.write(piece)
         out.flush()
         n_gen += 1
+        if stops:            # -r: llama.cpp's antiprompt, matched on the text across token boundaries
+            tail = (tail + piece)[-keep:]
+            if any(r in tail for r in stops):
+                break
     out.write(dec.flush())
     out.write("\n")
     out.flush()
@@ -209,6 +227,8 @@ def cmd_run(args) -> int:
     print(_perf_line("prompt eval time", t_prompt * 1000, len(ids), "tokens"), file=sys.stderr)
     # the first sampled token comes with the prompt; later ones each cost one decode step
     print(_perf_line("eval time", (t_end - t2) * 1000, max(n_gen - 1, 0), "runs  "), file=sys.stderr)
+    if args.verbose:
+        print(f"ggraph: total time = {(t_end - t0) * 1000:10.2f} ms", file=sys.stderr)
     return 0
 
 
