@@ -124,10 +124,15 @@ def _group(P, g, qs, a1, a2, out, fmt):
 def _kernel(fmt):
     @njit(cache=True, parallel=True, error_model="numpy")
     def gemv(P, qs, a1, a2, out):
+        """out [M, N] for M activation rows (a few: the decode step of several sequences). Each group of
+        16 weight rows is read from memory once and used for every activation row while it is in L1;
+        each row's sums are exactly its one-row gemv's."""
         G = P.shape[0]
+        M = qs.shape[0]
         for t in prange((G + GROUPS_PER_TASK - 1) // GROUPS_PER_TASK):
             for g in range(t * GROUPS_PER_TASK, min(G, (t + 1) * GROUPS_PER_TASK)):
-                _group(P, g, qs, a1, a2, out, fmt)
+                for m in range(M):
+                    _group(P, g, qs[m:m + 1], a1[m:m + 1], a2[m:m + 1], out[m:m + 1], fmt)
     return gemv
 
 

@@ -39,6 +39,11 @@ def mul_mat(w, x, out):
     mul_mat_converted(w, convert(w, x, bufs), out)
 
 
+# the 16-row gemv serves up to this many rows (its rows equal the batch kernel's, vec_dot order both);
+# beyond, the batch kernel's 4x4 tiles reuse each weight block from registers instead of L1
+ROWS16_MAX_M = 8
+
+
 def batch_is_rowwise(w, M: int) -> bool:
     """Whether mul_mat on M rows gives every row exactly its one-row product (then a decode step of
     M sequences reads the weights once and still matches each sequence alone): the 32-block formats
@@ -83,7 +88,7 @@ def mul_mat_converted(w, xc, out):
     xq, a1, a2 = xc
     if w.packed is not None:
         w.fmt.repack.matmul(w.packed, xq, a1, a2, out)
-    elif w.rows16 is not None and xq.shape[0] == 1:
+    elif w.rows16 is not None and xq.shape[0] <= ROWS16_MAX_M:   # one token, or a few sequences' tokens
         w.fmt.rows16.gemv(w.rows16, xq, a1, a2, out)
     else:
         w.fmt.matmul(w.raw, xq, a1, a2, out)
