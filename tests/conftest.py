@@ -47,3 +47,21 @@ def gemma3_path() -> str:
 def smollm2_model(smollm2_path):
     import ggraph
     return ggraph.load(smollm2_path)
+
+
+CHATML = ("{% for m in messages %}{{ '<|im_start|>' + m['role'] + '\\n' + m['content'] + '<|im_end|>\\n' }}"
+          "{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}")
+
+
+@pytest.fixture(scope="session")
+def tiny_chat_path(tmp_path_factory) -> str:
+    """The tiny llama with a ChatML tokenizer.chat_template (make_tiny_llama writes none)."""
+    mod = load_script("make_tiny_llama")
+    plain = mod.add_tokenizer
+
+    def with_template(w, *args):
+        plain(w, *args)
+        w.add_chat_template(CHATML)
+
+    mod.add_tokenizer = with_template
+    return mod.make(str(tmp_path_factory.mktemp("tiny_chat") / "tiny-chat.gguf"), "F32", 0, "tiny")

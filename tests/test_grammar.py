@@ -464,23 +464,11 @@ def test_llama_create_completion_grammar(llm):
         llm("The cat", grammar=42)
 
 
-CHATML = ("{% for m in messages %}{{ '<|im_start|>' + m['role'] + '\\n' + m['content'] + '<|im_end|>\\n' }}"
-          "{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}")
 
 
 @pytest.fixture(scope="module")
-def chat_llm(tmp_path_factory):
-    from conftest import load_script
-    mod = load_script("make_tiny_llama")
-    plain = mod.add_tokenizer
-
-    def with_template(w, *args):
-        plain(w, *args)
-        w.add_chat_template(CHATML)
-
-    mod.add_tokenizer = with_template
-    path = mod.make(str(tmp_path_factory.mktemp("tiny_chat_grammar") / "tiny-chat.gguf"), "F32", 0, "tiny")
-    return ggraph.Llama(path, n_ctx=128, n_threads=2, verbose=False)
+def chat_llm(tiny_chat_path):
+    return ggraph.Llama(tiny_chat_path, n_ctx=128, n_threads=2, verbose=False)
 
 
 @pytest.mark.parametrize("rf", [

@@ -12,8 +12,6 @@ from ggraph.errors import GGraphError
 
 PROMPT = "The cat sat on the mat"
 N_CTX = 128
-CHATML = ("{% for m in messages %}{{ '<|im_start|>' + m['role'] + '\\n' + m['content'] + '<|im_end|>\\n' }}"
-          "{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}")
 
 
 @pytest.fixture(scope="module")
@@ -27,17 +25,8 @@ def model(tiny_llama_path):
 
 
 @pytest.fixture(scope="module")
-def chat_path(tmp_path_factory):
-    """The tiny llama with a ChatML tokenizer.chat_template (the script writes none)."""
-    mod = load_script("make_tiny_llama")
-    plain = mod.add_tokenizer
-
-    def with_template(w, *args):
-        plain(w, *args)
-        w.add_chat_template(CHATML)
-
-    mod.add_tokenizer = with_template
-    return mod.make(str(tmp_path_factory.mktemp("tiny_chat") / "tiny-chat.gguf"), "F32", 0, "tiny")
+def chat_path(tiny_chat_path):
+    return tiny_chat_path
 
 
 def greedy_ids(model, ids, n):

@@ -25,22 +25,12 @@ from ggraph.runtime.server.engine import Engine       # noqa: E402
 
 SLOT_CTX = 128
 PROMPT = "The cat sat on the mat"
-CHATML = ("{% for m in messages %}{{ '<|im_start|>' + m['role'] + '\\n' + m['content'] + '<|im_end|>\\n' }}"
-          "{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}")
 MSGS = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Hi there"}]
 
 
 @pytest.fixture(scope="module")
-def chat_path(tmp_path_factory):
-    mod = load_script("make_tiny_llama")
-    plain = mod.add_tokenizer
-
-    def with_template(w, *args):
-        plain(w, *args)
-        w.add_chat_template(CHATML)
-
-    mod.add_tokenizer = with_template
-    return mod.make(str(tmp_path_factory.mktemp("tiny_srv") / "tiny-chat.gguf"), "F32", 0, "tiny")
+def chat_path(tiny_chat_path):
+    return tiny_chat_path
 
 
 @pytest.fixture(scope="module")
