@@ -46,3 +46,12 @@ def test_verbose_reports_model_and_timings(tiny):
     assert r.returncode == 0 and "params" in r.stderr and "total time" in r.stderr
     quiet = _run("run", "-m", tiny, "-p", "The cat", "-n", "3", "--temp", "0")
     assert "params" not in quiet.stderr
+
+
+def test_every_flag_has_help():
+    import argparse
+    from ggraph.runtime.apps.cli import build_parser
+    sub = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
+    missing = [(name, a.option_strings or a.dest) for name, p in sub.choices.items() for a in p._actions
+               if not a.help and not isinstance(a, argparse._HelpAction)]
+    assert not missing, missing

@@ -69,7 +69,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("run", help="generate text from a prompt (like llama-completion)")
     _add_model_arg(p)
     src = p.add_mutually_exclusive_group(required=True)
-    src.add_argument("-p", "--prompt")
+    src.add_argument("-p", "--prompt", help="the prompt text")
     src.add_argument("-f", "--file", help="read the prompt from a file, as bytes ('-': stdin)")
     _add_ctx_args(p)
     _add_sampling_args(p)
@@ -96,17 +96,17 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("tokenize", help="show the token ids (and pieces) of a text")
     _add_model_arg(p)
-    p.add_argument("text")
+    p.add_argument("text", help="the text to tokenize")
     p.add_argument("--ids", action="store_true", help="print only the ids, as a Python list")
     p.add_argument("--no-bos", action="store_true", help="do not add BOS/EOS (add_special=False)")
     p.add_argument("--no-parse-special", action="store_true", help="treat special-token text as plain text")
 
     p = sub.add_parser("info", help="architecture, hyperparameters, tensor formats, size")
-    p.add_argument("model")
-    p.add_argument("--json", action="store_true")
+    p.add_argument("model", help="GGUF file, or a default model name (smollm2, gemma3)")
+    p.add_argument("--json", action="store_true", help="print the information as JSON")
 
     p = sub.add_parser("pull", help="download a default model into the cache")
-    p.add_argument("name", nargs="?", default="smollm2")
+    p.add_argument("name", nargs="?", default="smollm2", help="smollm2 or gemma3 (default: smollm2)")
 
     p = sub.add_parser("bench", help="prompt (pp) and generation (tg) tokens/s, like llama-bench")
     _add_model_arg(p)

@@ -443,7 +443,7 @@ def add_arguments(p) -> None:
     p.add_argument("-m", "--model", default=None,
                    help="GGUF file, or a default model name (smollm2, gemma3); default: smollm2")
     src = p.add_mutually_exclusive_group(required=True)
-    src.add_argument("-p", "--prompt")
+    src.add_argument("-p", "--prompt", help="the prompt text")
     src.add_argument("-f", "--file", help="read the prompt from a file")
     src.add_argument("--prompts", help="a JSON file holding a list of prompts: compare each, then summarise")
     p.add_argument("-n", "--n-predict", type=int, default=32, help="greedy tokens to continue (default: 32)")
