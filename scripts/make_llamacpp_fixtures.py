@@ -51,22 +51,10 @@ def lse(x):
 
 
 def llamacpp_run(llm, ids, n_gen, n_ctx, token_by_token):
-    """Prompt (one batch, or one token per step), then greedy continuation one token per step."""
-    llm.reset()
-    if token_by_token:
-        for t in ids:
-            llm.eval([t])
-    else:
-        llm.eval(ids)
-    logits = np.array(llm.scores[: len(ids)], dtype=np.float32)
-    gen = []
-    for _ in range(n_gen):
-        if llm.n_tokens >= n_ctx:
-            break
-        tok = int(np.argmax(llm.scores[llm.n_tokens - 1]))
-        gen.append(tok)
-        if len(gen) < n_gen:
-            llm.eval([tok])
+    """Prompt (one batch, or one token per step), then greedy continuation one token per step, stopping
+    at a full context (ggraph compare's llamacpp_greedy)."""
+    from ggraph.runtime.apps.compare import llamacpp_greedy
+    logits, gen, _ = llamacpp_greedy(llm, ids, min(n_gen, n_ctx - len(ids)), token_by_token)
     return logits, gen
 
 
