@@ -51,16 +51,26 @@ class _Step:
 
     def __init__(self, g: LLMGraphContext, plan: Plan):
         self.plan, self.inputs = plan, g.inputs
+        ub = g.ubatch
+        # first_run's ubatch class: kernels differ for one token, rowwise batches and prompt batches
+        self.cls = "rows" if ub.independent_rows else "1" if ub.n_tokens == 1 else "n"
         self.logits = plan.array(g.res.t_logits)
         # t_embd (result_norm, a graph output: its buffer is never reused): decode(embeddings=True)
         self.embd = None if g.res.t_embd is None else plan.array(g.res.t_embd)
 
-    def run(self, ub: UBatch, profile: dict | None = None) -> np.ndarray:
+    def run(self, ub: UBatch, profile: dict | None = None, first=None) -> np.ndarray:
+        """Set the inputs from ub and run the plan (through first_run's tracker when given)."""
+        self.set_inputs(ub)
+        if first is None:
+            self.plan.run(profile)
+        else:
+            first.run(self.plan, self.cls, profile)
+        return self.logits
+
+    def set_inputs(self, ub: UBatch) -> None:
         arrays = self.plan.arrays
         for inp in self.inputs:
             inp.set_input(ub, lambda t: arrays[t.id].reshape(-1))
-        self.plan.run(profile)
-        return self.logits
 
     def run_observed(self, ub: UBatch, cb) -> np.ndarray:
         """run() calling cb(name, value copy, node) after each named node; EvalStopped on False."""
@@ -106,7 +116,7 @@ class Context:
         self.n_ctx_seq = n_ctx // n_seq_max
         self.kv = KVCache(hp, self.n_ctx_seq, n_seq_max)
         self._arena = BufferArena()            # scratch shared by this context's plans
-        self._cold = None                       # first run: kernels not compiled yet (first_run.py)
+        self._first = first_run.tracker(model)  # which kernels are compiled yet (first_run.py)
         self._helped = False                    # a compile helper ran for this context (compile_helper.py)
         self.op_profile: dict | None = None     # set to {} to collect per-op [seconds, calls] (bench --profile)
         self.cparams = context_params(hp, self.kv.size)
@@ -120,6 +130,11 @@ class Context:
         if fn is not None and not callable(fn):
             raise GGraphError(f"set_eval_callback: expected a callable or None, got {type(fn).__name__}")
         self._cb_eval = fn
+
+    @property
+    def compile_seconds(self) -> float:
+        """Seconds this process spent compiling kernels for the model (first runs; first_run.py)."""
+        return first_run.compile_seconds()
 
     @property
     def n_past(self) -> int:
@@ -199,14 +214,10 @@ class Context:
         if self.kv.past[seq] + ids.size > self.n_ctx_seq:
             raise GGraphError(f"the prompt needs {self.kv.past[seq] + ids.size} positions but the context holds "
                               f"n_ctx={self.n_ctx_seq} (prompt too long: raise -c/n_ctx or shorten it)")
-        if self._cold is None:
-            self._cold = first_run.is_first_run(self.model)
         helper = None
-        if self._cold:
-            first_run.announce(self.model)
-            if not self._helped:
-                helper = compile_helper.start(self, ids.size)
-                self._helped = True
+        if not self._helped and not self._first.has_class("1"):    # a first run: the second core helps
+            helper = compile_helper.start(self, ids.size)
+            self._helped = True
         cb = cb_eval if cb_eval is not None else self._cb_eval
         if cb is not None and not callable(cb):
             raise GGraphError(f"decode: cb_eval must be callable, got {type(cb).__name__}")
@@ -218,6 +229,7 @@ class Context:
             raise
         finally:
             compile_helper.stop(helper)
+            self._first.finish()
 
     def decode_batch(self, tokens_by_seq: dict) -> dict:
         """One token for each of several sequences in ONE ubatch ({seq_id: token} -> {seq_id: logits
@@ -246,7 +258,10 @@ class Context:
                     kv_cells=np.concatenate([self.kv.find_slot(1, s) for s in seqs]),
                     streams=streams, independent_rows=True,
                     stream_kv_pos=[self.kv.cell_pos(sl.n_kv, self.kv.past[sl.stream] + 1) for sl in streams])
-        logits = step.run(ub, self.op_profile).reshape(n, self.n_vocab)
+        try:
+            logits = step.run(ub, self.op_profile, self._first).reshape(n, self.n_vocab)
+        finally:
+            self._first.finish()
         for s in seqs:
             self.kv.past[s] += 1
         return {s: logits[i].copy() for i, s in enumerate(seqs)}
@@ -270,10 +285,6 @@ class Context:
         if toks.size > self.n_ctx_seq:
             raise GGraphError(f"decode_embeddings_packed: {toks.size} tokens but the context holds "
                               f"n_ctx={self.n_ctx_seq}")
-        if self._cold is None:
-            self._cold = first_run.is_first_run(self.model)
-        if self._cold:
-            first_run.announce(self.model)
         numba.set_num_threads(self.n_threads)
         hp = self.model.arch_model.hp
         out = np.empty((toks.size, hp.n_embd), np.float32)
@@ -287,8 +298,7 @@ class Context:
                             out_ids=np.arange(n, dtype=np.int32), kv_cells=self.kv.find_slot(n, 0),
                             kv_pos=self.kv.cell_pos(n_kv, start + n))
                 arrays = step.plan.arrays
-                for inp in step.inputs:
-                    inp.set_input(ub, lambda t: arrays[t.id].reshape(-1))
+                step.set_inputs(ub)
                 # llama_kv_cache::set_input_kq_mask over a unified cache: a cell is visible to a token
                 # of the same sequence at a position >= the cell's
                 used = min(start + n, n_kv)
@@ -305,13 +315,14 @@ class Context:
                         if inp.masks_swa is not None:
                             arrays[inp.masks_swa[0].id].reshape(-1)[:] = np.where(
                                 visible & (p - cp < hp.n_swa), inside, np.float32(-np.inf)).astype(np.float32).reshape(-1)
-                step.plan.run(self.op_profile)
+                self._first.run(step.plan, step.cls, self.op_profile)
                 self.kv.past[0] = start + n
                 if step.embd is None:
                     raise GGraphError(f"arch {self.model.arch_model.arch}: build_graph set no g.res.t_embd")
                 out[start:start + n] = step.embd.reshape(n, -1)
         finally:
             self.kv.clear(0)
+            self._first.finish()
         return np.split(out, np.cumsum([s.size for s in seqs])[:-1])
 
     def _swa_skip(self, p_first: int, n_kv: int) -> int:
@@ -336,9 +347,6 @@ class Context:
                 out[start:start + n] = logits
             else:
                 last = logits[-1]
-        if self._cold and ids.size == 1 and cb is None:   # prompt and one-token kernels have both compiled
-            first_run.mark_compiled(self.model)
-            self._cold = False
         return out if logits_all else last.copy()
 
     def _decode_ubatch(self, tokens: np.ndarray, n_outputs: int, cb=None, seq: int = 0,
@@ -355,7 +363,7 @@ class Context:
         ub = UBatch(n, n_outputs, n_kv, tokens=tokens.astype(np.int32), pos=np.arange(p0, p0 + n, dtype=np.int32),
                     out_ids=np.arange(n - n_outputs, n, dtype=np.int32), kv_cells=cells, kv_pos=kv_pos,
                     streams=streams, stream_kv_pos=None if streams is None else [kv_pos], swa_skip=skip)
-        logits = step.run(ub, self.op_profile) if cb is None else step.run_observed(ub, cb)
+        logits = step.run(ub, self.op_profile, self._first) if cb is None else step.run_observed(ub, cb)
         self.kv.past[seq] = p0 + n
         if embd:
             if step.embd is None:

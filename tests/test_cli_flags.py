@@ -55,3 +55,23 @@ def test_every_flag_has_help():
     missing = [(name, a.option_strings or a.dest) for name, p in sub.choices.items() for a in p._actions
                if not a.help and not isinstance(a, argparse._HelpAction)]
     assert not missing, missing
+
+
+def _chat(path, *args, text="hello there\n"):
+    return subprocess.run([sys.executable, "-m", "ggraph", "chat", "-m", path, "-n", "16", "--temp", "0", *args],
+                          input=text, capture_output=True, text=True, timeout=300)
+
+
+def test_chat_reverse_prompt_and_verbose(tiny_chat_path):
+    full = _chat(tiny_chat_path)
+    assert full.returncode == 0, full.stderr[-800:]
+    reply = full.stdout.strip("\n")
+    assert len(reply) > 6
+    stop = reply[3:5]
+    cut = _chat(tiny_chat_path, "-r", stop, "-v")
+    assert cut.returncode == 0, cut.stderr[-800:]
+    out = cut.stdout.strip("\n")
+    assert stop in out and reply.startswith(out) and len(out) < len(reply)
+    assert out.find(stop) + len(stop) > len(out) - 8       # it ends with the token that completed the stop
+    assert "params" in cut.stderr and "prompt eval time" in cut.stderr and "eval time" in cut.stderr
+    assert "params" not in full.stderr

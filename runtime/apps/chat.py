@@ -1,6 +1,8 @@
 """`ggraph chat`: multi-turn conversations that keep the KV cache between turns."""
 from __future__ import annotations
 
+import time
+
 from ..text import StreamDecoder
 from ..text.chat_template import chat_template_for
 
@@ -9,8 +11,12 @@ class ChatSession:
     """A conversation over one context. Each turn renders the whole conversation, reuses the KV
     cache for the longest token prefix already evaluated, and decodes only the rest."""
 
-    def __init__(self, model, ctx, sampler=None, system: str | None = None, template=None):
+    def __init__(self, model, ctx, sampler=None, system: str | None = None, template=None,
+                 reverse_prompts=None):
+        from .reverse_prompt import ReversePrompts
         self.model, self.ctx, self.sampler = model, ctx, sampler
+        self.stops = ReversePrompts(reverse_prompts)     # -r: the reply ends once it holds one
+        self.last_stats: dict | None = None              # the last turn's token counts and times (-v)
         # the GGUF's Jinja template, or llama.cpp's built-in one (see chat_template_for; .source says which)
         self.template = template if template is not None else chat_template_for(model)
         self.messages: list[dict] = [{"role": "system", "content": system}] if system else []
@@ -36,15 +42,27 @@ class ChatSession:
         dec = StreamDecoder(self.model.vocab)
         reply: list[int] = []
         self.tokens += new
+        self.stops.reset()
+        clock, c0 = time.perf_counter, self.ctx.compile_seconds
+        t0 = t1 = clock()
+        c1 = c0
         for tok in self.ctx.generate(new, n_predict=n_predict, sampler=self.sampler):
+            if not reply:
+                t1, c1 = clock(), self.ctx.compile_seconds
             reply.append(tok)
             self.tokens.append(tok)
             piece = dec.push(tok)
             if piece:
                 yield piece
+            if self.stops.hit(piece):
+                break
         tail = dec.flush()
         if tail:
             yield tail
+        t2, c2 = clock(), self.ctx.compile_seconds
+        self.last_stats = {"n_prompt": len(new), "prompt_ms": (t1 - t0 - (c1 - c0)) * 1000,
+                           "n_eval": max(len(reply) - 1, 0), "eval_ms": (t2 - t1 - (c2 - c1)) * 1000,
+                           "compile_ms": (c2 - c0) * 1000}
         # the last sampled token was not decoded (generation stopped): it is not in the cache
         if reply and self.ctx.n_past < len(self.tokens):
             self.tokens = self.tokens[: self.ctx.n_past]

@@ -46,6 +46,13 @@ def _add_sampling_args(p):
     p.add_argument("-s", "--seed", type=int, default=LLAMA_DEFAULT_SEED, help="RNG seed (default: -1, random)")
 
 
+def _add_reverse_verbose(p):
+    from .reverse_prompt import add_argument
+    add_argument(p)                            # -r / --reverse-prompt
+    p.add_argument("-v", "--verbose", action="store_true",
+                   help="print the model, context and per-phase timings on stderr (default: quiet)")
+
+
 def _int_list(text: str) -> list[int]:
     try:
         return [int(x) for x in text.split(",")]
@@ -74,10 +81,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_ctx_args(p)
     _add_sampling_args(p)
     p.add_argument("--no-special", action="store_true", help="do not parse special-token text in the prompt")
-    p.add_argument("-r", "--reverse-prompt", action="append", default=[], metavar="TEXT",
-                   help="stop once the output contains TEXT (printed, as llama.cpp prints it); may be repeated")
-    p.add_argument("-v", "--verbose", action="store_true",
-                   help="print the model, context and per-phase timings on stderr (default: quiet)")
+    _add_reverse_verbose(p)
     from .chat import add_template_args
     add_template_args(p)                       # given: the prompt is one user turn of that template
     gr = p.add_mutually_exclusive_group()      # constrained output (docs/grammars.md), llama.cpp's flags
@@ -91,6 +95,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_ctx_args(p)
     _add_sampling_args(p)
     p.add_argument("-sys", "--system-prompt", default=None, help="system message")
+    _add_reverse_verbose(p)
     from .chat import add_template_args
     add_template_args(p)                       # --chat-template NAME / --chat-template-file FILE
 
@@ -196,37 +201,36 @@ def cmd_run(args) -> int:
     dec = StreamDecoder(model.vocab)
     out = sys.stdout
     n_gen = 0
+    from .reverse_prompt import ReversePrompts, verbose_header
     if args.verbose:
-        info = model.info()
-        print(f"ggraph: model {model.path}: {info['architecture']}, {info['n_params'] / 1e6:.1f} M params, "
-              f"{info['file_size'] / 2**20:.1f} MiB; n_ctx {ctx.n_ctx}, n_batch {ctx.n_batch}, n_ubatch {ctx.n_ubatch}, "
-              f"{ctx.n_threads} threads; prompt {len(ids)} tokens", file=sys.stderr)
-    stops = [r for r in args.reverse_prompt if r]
-    tail, keep = "", max((len(r) for r in stops), default=0) * 2
-    t1 = time.perf_counter()
+        print(f"{verbose_header(model, ctx)}; prompt {len(ids)} tokens", file=sys.stderr)
+    stops = ReversePrompts(args.reverse_prompt)
+    t1, c1 = time.perf_counter(), ctx.compile_seconds
     t_prompt = None
     for tok in ctx.generate(ids, n_predict=args.n_predict, sampler=sampler):
         if t_prompt is None:
-            t_prompt = time.perf_counter() - t1
+            t_prompt, c_prompt = time.perf_counter() - t1, ctx.compile_seconds - c1
             t2 = time.perf_counter()
         piece = dec.push(tok)
         out.write(piece)
         out.flush()
         n_gen += 1
-        if stops:            # -r: llama.cpp's antiprompt, matched on the text across token boundaries
-            tail = (tail + piece)[-keep:]
-            if any(r in tail for r in stops):
-                break
+        if stops.hit(piece):     # -r: llama.cpp's antiprompt, matched on the text across token boundaries
+            break
     out.write(dec.flush())
     out.write("\n")
     out.flush()
     t_end = time.perf_counter()
     if t_prompt is None:
-        t_prompt, t2 = t_end - t1, t_end
+        t_prompt, c_prompt, t2 = t_end - t1, ctx.compile_seconds - c1, t_end
+    c_eval = ctx.compile_seconds - c1 - c_prompt
     print(f"ggraph: load time = {t_load * 1000:10.2f} ms", file=sys.stderr)
-    print(_perf_line("prompt eval time", t_prompt * 1000, len(ids), "tokens"), file=sys.stderr)
+    if c_prompt + c_eval > 0:    # a first run: compiling is not prompt or generation time
+        print(f"ggraph:      compile time = {(c_prompt + c_eval) * 1000:10.2f} ms (first run only: "
+              f"kernels compiled and cached)", file=sys.stderr)
+    print(_perf_line("prompt eval time", (t_prompt - c_prompt) * 1000, len(ids), "tokens"), file=sys.stderr)
     # the first sampled token comes with the prompt; later ones each cost one decode step
-    print(_perf_line("eval time", (t_end - t2) * 1000, max(n_gen - 1, 0), "runs  "), file=sys.stderr)
+    print(_perf_line("eval time", (t_end - t2 - c_eval) * 1000, max(n_gen - 1, 0), "runs  "), file=sys.stderr)
     if args.verbose:
         print(f"ggraph: total time = {(t_end - t0) * 1000:10.2f} ms", file=sys.stderr)
     return 0
@@ -238,7 +242,11 @@ def cmd_chat(args) -> int:
     sampler = _sampler(args, model.n_vocab)
     ctx = model.new_context(n_ctx=args.ctx_size, n_batch=args.batch_size, n_ubatch=args.ubatch_size, n_threads=args.threads)
     from .chat import template_from_args
-    session = ChatSession(model, ctx, sampler=sampler, system=args.system_prompt, template=template_from_args(model, args))
+    session = ChatSession(model, ctx, sampler=sampler, system=args.system_prompt, template=template_from_args(model, args),
+                          reverse_prompts=args.reverse_prompt)
+    if args.verbose:
+        from .reverse_prompt import verbose_header
+        print(verbose_header(model, ctx), file=sys.stderr)
     interactive = sys.stdin.isatty()
     if interactive:
         print("ggraph chat: type a message, /exit or Ctrl-D to quit.", file=sys.stderr)
@@ -262,6 +270,13 @@ def cmd_chat(args) -> int:
             pass
         sys.stdout.write("\n")
         sys.stdout.flush()
+        if args.verbose and session.last_stats:
+            st = session.last_stats
+            print(_perf_line("prompt eval time", st["prompt_ms"], st["n_prompt"], "tokens"), file=sys.stderr)
+            print(_perf_line("eval time", st["eval_ms"], st["n_eval"], "runs  "), file=sys.stderr)
+            if st["compile_ms"] > 0:
+                print(f"ggraph:      compile time = {st['compile_ms']:10.2f} ms (first run only, apart from the above)",
+                      file=sys.stderr)
     return 0
 
 
