@@ -204,28 +204,54 @@ class InputAttnKV(GraphInput):
         self.k_idxs = g.gf.input("k_idxs", I32, (g.n_tokens,))
         self.v_idxs = g.gf.input("v_idxs", I32, (g.n_tokens,))
         self.slices = g.ubatch.slices()
-        # one mask per sequence slice [n_kv, its tokens] (one slice: llama.cpp's kq_mask)
-        suffix = [""] if len(self.slices) == 1 else [f"_s{sl.stream}" for sl in self.slices]
-        self.masks = [g.gf.input("kq_mask" + x, F32, (sl.n_kv, sl.t1 - sl.t0)) for x, sl in zip(suffix, self.slices)]
+        self.runs = stream_runs(self.slices)
+        # one mask per run of slices [n_kv, tokens per slice, 1, slices] (one slice: llama.cpp's kq_mask)
+        suffix = [""] if len(self.runs) == 1 else [f"_s{self.slices[i0].stream}" for i0, _ in self.runs]
+
+        def shape(i0, i1, skip):
+            sl = self.slices[i0]
+            return (sl.n_kv - skip, sl.t1 - sl.t0) + ((1, i1 - i0) if i1 - i0 > 1 else ())
+        self.masks = [g.gf.input("kq_mask" + x, F32, shape(i0, i1, 0)) for x, (i0, i1) in zip(suffix, self.runs)]
         # the window mask leaves out the leading cells no token of the slice can see (swa_skip)
-        self.masks_swa = [g.gf.input("kq_mask_swa" + x, F32, (sl.n_kv - sl.swa_skip, sl.t1 - sl.t0))
-                          for x, sl in zip(suffix, self.slices)] if swa else None
+        self.masks_swa = [g.gf.input("kq_mask_swa" + x, F32, shape(i0, i1, self.slices[i0].swa_skip))
+                          for x, (i0, i1) in zip(suffix, self.runs)] if swa else None
         self.kq_mask = self.masks[0]
         self.kq_mask_swa = self.masks_swa[0] if swa else None
 
-    def get_kq_mask(self, hp, il: int, i: int = 0) -> Tensor:
-        """The mask of slice i for layer il."""
-        return self.masks_swa[i] if (self.masks_swa is not None and hp.is_swa(il)) else self.masks[i]
+    def get_kq_mask(self, hp, il: int, r: int = 0) -> Tensor:
+        """The mask of run r (stream_runs) for layer il."""
+        return self.masks_swa[r] if (self.masks_swa is not None and hp.is_swa(il)) else self.masks[r]
 
     def set_input(self, ub, arr):
         arr(self.k_idxs)[:] = ub.kv_cells
         arr(self.v_idxs)[:] = ub.kv_cells
         alibi = self.hp.f_max_alibi_bias > 0.0
-        for i, sl in enumerate(self.slices):
-            part = UBatch(sl.t1 - sl.t0, 0, sl.n_kv, pos=ub.pos[sl.t0:sl.t1], kv_pos=ub.slice_kv_pos(i))
-            arr(self.masks[i])[:] = kq_mask(part, 0, alibi).reshape(-1)
-            if self.masks_swa is not None:
-                arr(self.masks_swa[i])[:] = kq_mask(part, self.hp.n_swa, alibi)[:, sl.swa_skip:].reshape(-1)
+        for r, (i0, i1) in enumerate(self.runs):
+            # a run's mask planes: slice after slice (ggml's dim 3, one per stream)
+            mask = arr(self.masks[r]).reshape(i1 - i0, -1)
+            mask_swa = None if self.masks_swa is None else arr(self.masks_swa[r]).reshape(i1 - i0, -1)
+            for j, i in enumerate(range(i0, i1)):
+                sl = self.slices[i]
+                part = UBatch(sl.t1 - sl.t0, 0, sl.n_kv, pos=ub.pos[sl.t0:sl.t1], kv_pos=ub.slice_kv_pos(i))
+                mask[j] = kq_mask(part, 0, alibi).reshape(-1)
+                if mask_swa is not None:
+                    mask_swa[j] = kq_mask(part, self.hp.n_swa, alibi)[:, sl.swa_skip:].reshape(-1)
+
+
+def stream_runs(slices) -> list:
+    """Index ranges [i0, i1) of ubatch slices attended by ONE 4-D product each (llama.cpp's KV
+    streams in dim 3): consecutive streams with the same token count, n_kv and swa_skip."""
+    runs = []
+    for i, sl in enumerate(slices):
+        if runs:
+            i0, i1 = runs[-1]
+            prev, first = slices[i1 - 1], slices[i0]
+            if (sl.stream == prev.stream + 1 and sl.t0 == prev.t1 and sl.t1 - sl.t0 == first.t1 - first.t0
+                    and sl.n_kv == first.n_kv and sl.swa_skip == first.swa_skip):
+                runs[-1] = (i0, i + 1)
+                continue
+        runs.append((i, i + 1))
+    return runs
 
 
 class GraphResult:
@@ -398,17 +424,26 @@ class LLMGraphContext:
         esz_k, row_k = row_size(kv.k[il].type, 1), row_size(kv.k[il].type, hp.n_embd_k_gqa)
         esz_v, cells = row_size(kv.v[il].type, 1), kv.size * kv.n_stream
         outs = []
-        for i, sl in enumerate(self.ubatch.slices()):
-            # a sliding-window layer skips the leading cells out of every token's window: whole blocks
-            # of 256 masked to -inf add exact zeros in ggml's sums, so the result is the same bits
+        slices = inp.slices
+        for r, (i0, i1) in enumerate(inp.runs):
+            # a run of S streams with T tokens each is one 4-D attention (streams in dim 3, as llama.cpp
+            # attends a ubatch over several KV streams); a sliding-window layer skips the leading
+            # cells out of every token's window: whole blocks of 256 masked to -inf add exact zeros
+            # in ggml's sums, so the result is the same bits
+            sl, n_s = slices[i0], i1 - i0
+            n_t = sl.t1 - sl.t0
             skip = sl.swa_skip if (hp.is_swa(il) and inp.masks_swa is not None) else 0
             c0, n_kv_l = sl.stream * kv.size + skip, sl.n_kv - skip
-            k = ops.view(k_w, (hk, hp.n_head_kv, n_kv_l), (esz_k * hk, row_k), c0 * row_k)
-            v = ops.view(v_w, (n_kv_l, hv, hp.n_head_kv), (esz_v * cells, esz_v * cells * hv), c0 * esz_v)
+            many = (n_s,) if n_s > 1 else ()
+            k = ops.view(k_w, (hk, hp.n_head_kv, n_kv_l) + many, (esz_k * hk, row_k, row_k * kv.size)[:2 + len(many)],
+                         c0 * row_k)
+            v = ops.view(v_w, (n_kv_l, hv, hp.n_head_kv) + many,
+                         (esz_v * cells, esz_v * cells * hv, esz_v * kv.size)[:2 + len(many)], c0 * esz_v)
             q = q_cur
-            if (sl.t0, sl.t1) != (0, n_tokens):
-                q = ops.view(q_cur, (q_cur.ne[0], q_cur.ne[1], sl.t1 - sl.t0), q_cur.nb[1:], sl.t0 * q_cur.nb[2])
-            outs.append(self.build_attn_mha(q, k, v, kq_b, inp.get_kq_mask(hp, il, i), kq_scale, il))
+            if n_s > 1 or (sl.t0, sl.t1) != (0, n_tokens):
+                q = ops.view(q_cur, (q_cur.ne[0], q_cur.ne[1], n_t) + many,
+                             (q_cur.nb[1], q_cur.nb[2], q_cur.nb[2] * n_t)[:2 + len(many)], sl.t0 * q_cur.nb[2])
+            outs.append(self.build_attn_mha(q, k, v, kq_b, inp.get_kq_mask(hp, il, r), kq_scale, il))
         cur = outs[0]
         for part in outs[1:]:
             cur = ops.concat(cur, part, 1)
@@ -436,8 +471,8 @@ class LLMGraphContext:
             kq = self.cb(ops.add(kq, kq_b), "kq_plus_kq_b", il)
         kq = self.cb(ops.soft_max_ext(kq, kq_mask, kq_scale, self.hp.f_max_alibi_bias), "kq_soft_max", il)
         kqv = self.cb(ops.mul_mat(v, kq), "kqv", il)      # [hd_v, n_tokens, n_head]
-        cur = ops.permute(kqv, 0, 2, 1, 3)                # [hd_v, n_head, n_tokens]
-        return ops.cont_2d(cur, cur.ne[0] * self.n_head, n_tokens)
+        cur = ops.permute(kqv, 0, 2, 1, 3)                # [hd_v, n_head, n_tokens, n_stream]
+        return ops.cont_2d(cur, cur.ne[0] * self.n_head, n_tokens * q.ne[3])
 
     def build_ffn(self, cur: Tensor, up: Tensor | None, up_b: Tensor | None, gate: Tensor | None,
                   gate_b: Tensor | None, down: Tensor | None, down_b: Tensor | None, type_op: str,

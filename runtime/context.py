@@ -32,7 +32,7 @@ from ggraph.llm import LLMGraphContext, StreamSlice, UBatch, context_params
 
 from . import checks, compile_helper, first_run
 from .executor import BufferArena, Plan
-from .kv_cache import KV_PAD, KVCache
+from .kv_cache import KV_PAD, KV_READ_PAD, KVCache
 from .storage import as_f32
 
 N_PLANS_KEPT = 16     # several sequences cycle through more shapes (their n_kv, who is active)
@@ -249,8 +249,13 @@ class Context:
             return {seqs[0]: self.decode(toks, seq_id=seqs[0])}
         numba.set_num_threads(self.n_threads)
         n = len(seqs)
-        streams = tuple(StreamSlice(s, i, i + 1, n_kv, self._swa_skip(self.kv.past[s], n_kv))
-                        for i, s in enumerate(seqs) for n_kv in (self.kv.n_kv_for(1, s),))
+        # every stream attends over the same n_kv cells (the most any needs, as llama.cpp's n_kv over
+        # its streams) and skips the same leading SWA cells (the fewest any may): consecutive streams
+        # then attend in one 4-D product (ggraph.llm.stream_runs); the extra cells are masked, and
+        # masked cells add exact zeros, so each sequence keeps its solo bits
+        n_kv = max(self.kv.n_kv_for(1, s) for s in seqs)
+        skip = min(self._swa_skip(self.kv.past[s], n_kv) for s in seqs)
+        streams = tuple(StreamSlice(s, i, i + 1, n_kv, skip) for i, s in enumerate(seqs))
         step = self._step(n, n, 0, streams=streams, independent_rows=True)
         ub = UBatch(n, n, 0, tokens=toks.astype(np.int32),
                     pos=np.array([self.kv.past[s] for s in seqs], np.int32),
@@ -326,12 +331,13 @@ class Context:
         return np.split(out, np.cumsum([s.size for s in seqs])[:-1])
 
     def _swa_skip(self, p_first: int, n_kv: int) -> int:
-        """Leading cells (whole 256-blocks) that the sliding window of the ubatch's first token at
-        position p_first, and so of every later one, has left: the SWA layers' attention skips them."""
+        """Leading cells (whole 64-blocks: every sum's lanes stay where they were) that the sliding
+        window of the ubatch's first token at position p_first, and so of every later one, has left:
+        the SWA layers' attention skips them."""
         n_swa = self.model.arch_model.hp.n_swa
         if n_swa <= 0:
             return 0
-        return min(max(0, p_first - n_swa + 1) // KV_PAD * KV_PAD, n_kv - KV_PAD)
+        return max(0, min(max(0, p_first - n_swa + 1) // KV_READ_PAD * KV_READ_PAD, n_kv - KV_READ_PAD))
 
     def _decode(self, ids: np.ndarray, logits_all: bool, cb=None, seq: int = 0, embd: bool = False) -> np.ndarray:
         numba.set_num_threads(self.n_threads)
@@ -352,10 +358,11 @@ class Context:
     def _decode_ubatch(self, tokens: np.ndarray, n_outputs: int, cb=None, seq: int = 0,
                        embd: bool = False) -> np.ndarray:
         n = tokens.size
-        n_kv = self.kv.n_kv_for(n, seq)
+        # an eval callback sees llama.cpp's shapes: n_kv padded to 256, no SWA skipping
+        n_kv = self.kv.n_kv_for(n, seq, KV_PAD if cb is not None else KV_READ_PAD)
         # stream 0 keeps the one-sequence graph; another stream's views start at its cells
         p0 = self.kv.past[seq]
-        skip = self._swa_skip(p0, n_kv)
+        skip = self._swa_skip(p0, n_kv) if cb is None else 0
         streams = None if seq == 0 else (StreamSlice(seq, 0, n, n_kv, skip),)
         step = self._step(n, n_outputs, n_kv, cb is not None, streams, swa_skip=skip)
         cells = self.kv.find_slot(n, seq)

@@ -13,6 +13,12 @@ from ggraph.llm import KVCacheLayout
 from .storage import zeros
 
 KV_PAD = 256   # llama.cpp pads n_ctx and the attended cell count n_kv to 256
+# ggraph's plans attend over the used cells padded to 64 instead: the cells in between are masked
+# (-inf, probability exactly 0), and in every order ggml sums in (16-lane chunks from cell 0, 64-cell
+# vec_dot steps, sgemm's K % 16 == 0 and N % 4 == 0 choices) masked cells add exact zeros at the end,
+# so the bits are llama.cpp's at up to 4x less attention work at short context. Eval-callback plans
+# keep llama.cpp's 256 (their kq tensors have its shapes).
+KV_READ_PAD = 64
 
 
 def pad(n: int, to: int = KV_PAD) -> int:
@@ -49,9 +55,9 @@ class KVCache:
         pos[n_used:] = -1
         return pos
 
-    def n_kv_for(self, n_tokens: int, stream: int = 0) -> int:
-        """Cells the attention reads for a ubatch: used + new, padded to 256."""
-        return min(self.size, pad(self.past[stream] + n_tokens))
+    def n_kv_for(self, n_tokens: int, stream: int = 0, pad_to: int = KV_READ_PAD) -> int:
+        """Cells the attention reads for a ubatch: used + new, padded to 64 (KV_READ_PAD; llama.cpp: 256)."""
+        return min(self.size, pad(self.past[stream] + n_tokens, pad_to))
 
     def clear(self, stream: int | None = None) -> None:
         if stream is None:

@@ -15,7 +15,7 @@ from ggraph.graph import F16, Tensor
 from .kernels import batched_matmul, elementwise, norm, rope, routing, softmax
 from .kernels.norm import rms_norm_mul_f32
 from .kernels.matmul import get_rows as q_get_rows
-from .kernels.matmul import activation_buffers, convert, mul_mat_converted
+from .kernels.matmul import activation_buffers, batch_is_rowwise, convert, mul_mat_converted
 from .kernels.matmul import mul_mat as q_mul_mat
 from .kernels.matmul import mul_mat_id as q_mul_mat_id
 from .kernels.matmul import mul_mat_rowwise as q_mul_mat_rowwise
@@ -147,10 +147,8 @@ def _bind_mul_mat(t, plan):
     out = plan.array(t)
     if a.kind == "weight":
         return _bind_weight_mul_mat(t, plan, plan.weight(a), b, _rows(out))
-    # activation x activation (attention): batched over dim 2, GQA broadcast
-    if a.ne[3] != 1 or b.ne[3] != 1:
-        raise GGraphError(f"mul_mat {t.name}: 4-D batches are not supported")
-    av, bv, o3 = plan.array(a)[0], plan.array(b)[0], out[0]
+    # activation x activation (attention): batched over dims 2 (GQA broadcast) and 3 (KV streams)
+    av, bv, o3 = plan.array(a), plan.array(b), out
     to_f16 = a.type == F16      # ggml converts src1 to src0's vec_dot type (F16) first
     b_cont = _is_c(plan.array(b))
     # the summation order (llamafile sgemm for prompt batches, vec_dot for one-token decode) is
@@ -170,7 +168,9 @@ def _bind_weight_mul_mat(t, plan, w, b, out2):
     if t.src[0].ne[2] != 1 or t.src[0].ne[3] != 1:
         raise GGraphError(f"mul_mat {t.name}: 3-D weights are not supported yet")
     xb = plan.array(b)
-    if t.params.get("independent_rows"):       # several sequences' decode tokens: each as if alone
+    # several sequences' decode tokens, each as if alone: one batch call (and a shared conversion)
+    # where the format's batch kernel gives every row its one-row bits, else row by row
+    if t.params.get("independent_rows") and not batch_is_rowwise(w, out2.shape[0]):
         return lambda: q_mul_mat_rowwise(w, _rows(np.ascontiguousarray(xb)), out2)
     if not _is_c(xb):
         return lambda: q_mul_mat(w, _rows(np.ascontiguousarray(xb)), out2)
@@ -223,14 +223,13 @@ def _bind_clamp(t, plan):
 
 def _bind_soft_max(t, plan):
     x, out = plan.array(t.src[0]), plan.array(t)
-    if t.src[0].ne[3] != 1:
-        raise GGraphError("soft_max: 4-D input is not supported")
     has_mask = len(t.src) > 1
-    mask = plan.array(t.src[1])[0, 0] if has_mask else np.zeros((1, 1), np.float32)
+    if has_mask and t.src[1].ne[2] != 1:
+        raise GGraphError("soft_max: a mask with per-head planes is not supported")
+    mask = plan.array(t.src[1])[:, 0] if has_mask else np.zeros((1, 1, 1), np.float32)
     scale = np.float32(t.params["scale"])
     slopes = softmax.alibi_slopes(t.src[0].ne[2], np.float32(t.params.get("max_bias", 0.0)))
-    x3, o3 = x[0], out[0]
-    return lambda: softmax.soft_max_alibi_f32(x3, mask, o3, scale, has_mask, slopes)
+    return lambda: softmax.soft_max_4d(x, mask, out, scale, has_mask, slopes)
 
 
 def _bind_rope(t, plan):

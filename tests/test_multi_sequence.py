@@ -7,6 +7,7 @@ import pytest
 import ggraph
 from conftest import load_script
 from ggraph.errors import GGraphError
+from ggraph.runtime import op_kernels
 from ggraph.runtime.kernels import matmul
 
 PROMPTS = ["The cat sat on the mat.", "Once upon a time there", "Hello"]
@@ -72,10 +73,15 @@ def test_weights_are_read_once_per_step_where_the_batch_is_rowwise(tmp_path_fact
         for s, t in enumerate(PROMPTS):
             ctx.decode(model.tokenize(t), seq_id=s)
         calls = []
-        real = matmul.mul_mat
-        monkeypatch.setattr(matmul, "mul_mat", lambda w, x, out: (calls.append(w.name), real(w, x, out)))
+        real = matmul.mul_mat_converted
+
+        def counted(w, xc, out):
+            calls.append(w.name)
+            return real(w, xc, out)
+        monkeypatch.setattr(matmul, "mul_mat_converted", counted)       # row by row goes through here
+        monkeypatch.setattr(op_kernels, "mul_mat_converted", counted)   # a plan's batch call through here
         ctx.decode_batch({0: 5, 1: 6, 2: 7})
-        monkeypatch.setattr(matmul, "mul_mat", real)
+        monkeypatch.undo()
         counts = {name: calls.count(name) for name in set(calls)}
         assert counts["blk.0.attn_q.weight"] == per_weight and counts["output.weight"] == per_weight, counts
 

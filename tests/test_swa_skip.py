@@ -1,4 +1,4 @@
-"""Sliding-window layers skip the leading 256-cell blocks every token's window has left: the same
+"""Sliding-window layers skip the leading 64-cell blocks every token's window has left: the same
 bits as attending over the whole cache with those cells masked (which is what llama.cpp computes
 with its full-size SWA cache), at a fraction of the work at long context."""
 import numpy as np
@@ -28,7 +28,7 @@ def test_skipping_out_of_window_cells_changes_no_bit(t, tmp_path, monkeypatch):
     ids = np.random.default_rng(0).integers(1, model.n_vocab, 700).tolist()
     with_skip, skipped = _run(model, ids, True, monkeypatch)
     full, _ = _run(model, ids, False, monkeypatch)
-    assert skipped == 512              # positions >= 650 with a window of 24: cells 0..511 left behind
+    assert skipped == 576              # positions >= 650 with a window of 24: cells 0..575 left behind
     assert np.array_equal(with_skip, full)
 
 
@@ -49,7 +49,7 @@ def test_skip_in_a_multi_sequence_step(tmp_path):
         solo.append(steps)
     ctx = model.new_context(n_ctx=2048, n_threads=2, n_seq_max=2)
     last = {0: ctx.decode(a, seq_id=0), 1: ctx.decode(b, seq_id=1)}
-    assert ctx._swa_skip(ctx.seq_n_past(0), 768) == 512
+    assert ctx._swa_skip(ctx.seq_n_past(0), 768) == 576
     for step in range(5):
         last = ctx.decode_batch({s: int(last[s].argmax()) for s in (0, 1)})
         assert all(np.array_equal(last[s], solo[s][step]) for s in (0, 1)), step

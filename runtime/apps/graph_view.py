@@ -32,10 +32,10 @@ def _size(n: int) -> str:
 def build(model, n_tokens: int, n_outputs: int = 1):
     """The model's graph for one ubatch of n_tokens (n_outputs rows of logits) at the start of a
     context: (LLMGraphContext, n_kv)."""
-    from ..kv_cache import pad
+    from ..kv_cache import KV_PAD, pad
     n_ctx = pad(n_tokens)
     ctx = model.new_context(n_ctx=n_ctx, n_batch=n_ctx, n_ubatch=n_ctx, n_threads=1)
-    n_kv = ctx.kv.n_kv_for(n_tokens)
+    n_kv = ctx.kv.n_kv_for(n_tokens, pad_to=KV_PAD)        # llama.cpp's graph (its n_kv padding)
     return ctx.build_graph(n_tokens, n_outputs, n_kv), n_kv
 
 

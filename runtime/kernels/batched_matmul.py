@@ -1,5 +1,6 @@
 """mul_mat between activations (attention: K x Q and V x softmax), batched over heads with GQA
-broadcast: out[b, m, n] = sum_k a[b // r, n, k] * x[b, m, k].
+broadcast and over streams (several sequences' KV streams, ggml's dim 3):
+out[s, b, m, n] = sum_k a[s // r3, b // r, n, k] * x[s, b, m, k].
 
 `a` is read where it lies: the KV cache's views (rows contiguous, any row and head strides), held
 as float32 or, for an F16 cache, as uint16 F16 bits (runtime/storage.py) converted on load with
@@ -55,42 +56,44 @@ def _at_a(a, off):
 
 
 @njit(cache=True, inline="always")
-def _store4(out, b, m, M, n, N, c0, c1, c2, c3):
+def _store4(out, s, b, m, M, n, N, c0, c1, c2, c3):
     if m < M:
-        out[b, m, n] = fhsum_gcc(c0)
+        out[s, b, m, n] = fhsum_gcc(c0)
         if n + 1 < N:
-            out[b, m, n + 1] = fhsum_gcc(c1)
+            out[s, b, m, n + 1] = fhsum_gcc(c1)
         if n + 2 < N:
-            out[b, m, n + 2] = fhsum_gcc(c2)
+            out[s, b, m, n + 2] = fhsum_gcc(c2)
         if n + 3 < N:
-            out[b, m, n + 3] = fhsum_gcc(c3)
+            out[s, b, m, n + 3] = fhsum_gcc(c3)
 
 
 @njit(cache=True, parallel=True)
 def bmm_sgemm_order(a, x, out):
     """K % 16 == 0; a rows contiguous, x C-contiguous."""
-    B0, N, K = a.shape
-    B1, M, _ = x.shape
-    r = B1 // B0
-    sa0, sa1, es = a.strides[0], a.strides[1], a.itemsize
+    S0, B0, N, K = a.shape
+    S1, B1, M, _ = x.shape
+    r, r3 = B1 // B0, S1 // S0
+    sas, sa0, sa1, es = a.strides[0], a.strides[1], a.strides[2], a.itemsize
     nc = max(4, A_CHUNK_BYTES // (K * es) // 4 * 4)     # rows of a per task
     n_chunks = (N + nc - 1) // nc
-    for task in prange(B1 * n_chunks):
-        b = task // n_chunks
-        n0 = (task - b * n_chunks) * nc
+    for task in prange(S1 * B1 * n_chunks):
+        sb = task // n_chunks
+        s = sb // B1
+        b = sb - s * B1
+        n0 = (task - sb * n_chunks) * nc
         n1 = min(N, n0 + nc)
-        ab = b // r
+        a_b = (s // r3) * sas + (b // r) * sa0
         for m in range(0, M, 4):
             # a tile past the edge repeats the last row (loads stay in bounds; never stored)
-            x0 = 4 * K * (b * M + m)
-            x1 = 4 * K * (b * M + min(m + 1, M - 1))
-            x2 = 4 * K * (b * M + min(m + 2, M - 1))
-            x3 = 4 * K * (b * M + min(m + 3, M - 1))
+            x0 = 4 * K * (sb * M + m)
+            x1 = 4 * K * (sb * M + min(m + 1, M - 1))
+            x2 = 4 * K * (sb * M + min(m + 2, M - 1))
+            x3 = 4 * K * (sb * M + min(m + 3, M - 1))
             for n in range(n0, n1, 4):
-                a0 = ab * sa0 + n * sa1
-                a1 = ab * sa0 + min(n + 1, N - 1) * sa1
-                a2 = ab * sa0 + min(n + 2, N - 1) * sa1
-                a3 = ab * sa0 + min(n + 3, N - 1) * sa1
+                a0 = a_b + n * sa1
+                a1 = a_b + min(n + 1, N - 1) * sa1
+                a2 = a_b + min(n + 2, N - 1) * sa1
+                a3 = a_b + min(n + 3, N - 1) * sa1
                 c00, c01, c02, c03 = fzero(), fzero(), fzero(), fzero()
                 c10, c11, c12, c13 = fzero(), fzero(), fzero(), fzero()
                 c20, c21, c22, c23 = fzero(), fzero(), fzero(), fzero()
@@ -108,16 +111,16 @@ def bmm_sgemm_order(a, x, out):
                     c20, c21, c22, c23 = ffma(v0, xv, c20), ffma(v1, xv, c21), ffma(v2, xv, c22), ffma(v3, xv, c23)
                     xv = fload(x, x3 + 4 * l)
                     c30, c31, c32, c33 = ffma(v0, xv, c30), ffma(v1, xv, c31), ffma(v2, xv, c32), ffma(v3, xv, c33)
-                _store4(out, b, m, M, n, N, c00, c01, c02, c03)
-                _store4(out, b, m + 1, M, n, N, c10, c11, c12, c13)
-                _store4(out, b, m + 2, M, n, N, c20, c21, c22, c23)
-                _store4(out, b, m + 3, M, n, N, c30, c31, c32, c33)
+                _store4(out, s, b, m, M, n, N, c00, c01, c02, c03)
+                _store4(out, s, b, m + 1, M, n, N, c10, c11, c12, c13)
+                _store4(out, s, b, m + 2, M, n, N, c20, c21, c22, c23)
+                _store4(out, s, b, m + 3, M, n, N, c30, c31, c32, c33)
 
 
 @njit(cache=True, error_model="numpy", inline="always")
-def _vec_dot(a, ao, es, x, b, m, K, kp, kv, f16):
-    """One output in ggml_vec_dot_f16 / _f32 order: src0's row at byte ao with x[b, m]."""
-    xo = 4 * K * (b * x.shape[1] + m)
+def _vec_dot(a, ao, es, x, s, b, m, K, kp, kv, f16):
+    """One output in ggml_vec_dot_f16 / _f32 order: src0's row at byte ao with x[s, b, m]."""
+    xo = 4 * K * ((s * x.shape[1] + b) * x.shape[2] + m)
     c0, c1, c2, c3 = fzero(), fzero(), fzero(), fzero()
     for l in range(0, kp, 64):
         c0 = ffma(load_a(a, ao + es * l), fload(x, xo + 4 * l), c0)
@@ -126,17 +129,17 @@ def _vec_dot(a, ao, es, x, b, m, K, kp, kv, f16):
         c3 = ffma(load_a(a, ao + es * (l + 48)), fload(x, xo + 4 * (l + 48)), c3)
     c0 = fadd(fadd(c0, c2), fadd(c1, c3))
     if f16:
-        s = np.float64(fhsum_gcc(c0))
+        sd = np.float64(fhsum_gcc(c0))
         for l in range(kp, K):
-            s += np.float64(at_a(a, ao + es * l) * x[b, m, l])
-        return F32(s)
+            sd += np.float64(at_a(a, ao + es * l) * x[s, b, m, l])
+        return F32(sd)
     # GCC vectorizes this leftover loop as an in-order reduction: products by vmulps in groups
     # of 8, then scalar fmas for the last (K - kp) % 8
     sf = fhsum_gcc(c0)
     for l in range(kp, kv):
-        sf = sf + at_a(a, ao + es * l) * x[b, m, l]
+        sf = sf + at_a(a, ao + es * l) * x[s, b, m, l]
     for l in range(kv, K):
-        sf = fma32(at_a(a, ao + es * l), x[b, m, l], sf)
+        sf = fma32(at_a(a, ao + es * l), x[s, b, m, l], sf)
     return sf
 
 
@@ -145,22 +148,24 @@ def bmm_vec_dot_order(a, x, out, f16):
     """a rows contiguous, x C-contiguous. A task is a block of rows (KV cells) for all heads: the
     cache is read once, in its order (a cell's heads are adjacent), each row from L1 for the r
     query heads that share it (GQA). The order of one output is the one-row order above."""
-    B0, N, K = a.shape
-    B1, M, _ = x.shape
-    r = B1 // B0
-    sa0, sa1, es = a.strides[0], a.strides[1], a.itemsize
+    S0, B0, N, K = a.shape
+    S1, B1, M, _ = x.shape
+    r, r3 = B1 // B0, S1 // S0
+    sas, sa0, sa1, es = a.strides[0], a.strides[1], a.strides[2], a.itemsize
     kp = K - K % 64
     kv = kp + (K - kp) // 8 * 8
     n_blocks = max(1, min(N, 32))
     rows = (N + n_blocks - 1) // n_blocks
-    for task in prange(n_blocks):
-        n0 = task * rows
+    for task in prange(S1 * n_blocks):
+        s = task // n_blocks
+        n0 = (task - s * n_blocks) * rows
+        a_s = (s // r3) * sas
         for m in range(M):
             for n in range(n0, min(N, n0 + rows)):
                 for ab in range(B0):
-                    ao = ab * sa0 + n * sa1
+                    ao = a_s + ab * sa0 + n * sa1
                     for j in range(r):
-                        out[ab * r + j, m, n] = _vec_dot(a, ao, es, x, ab * r + j, m, K, kp, kv, f16)
+                        out[s, ab * r + j, m, n] = _vec_dot(a, ao, es, x, s, ab * r + j, m, K, kp, kv, f16)
 
 
 def uses_sgemm(N: int, M: int, K: int, f16: bool = True, src1_contiguous: bool = True) -> bool:
@@ -172,11 +177,14 @@ def uses_sgemm(N: int, M: int, K: int, f16: bool = True, src1_contiguous: bool =
 
 
 def bmm_f32(a, x, out, f16=True, src1_contiguous=True):
-    """a [B0, N, K] (float32, or uint16 F16 bits; rows contiguous), x [B1, M, K] float32,
-    out [B1, M, N]; f16: src0 is an F16 tensor (values F16-exact)."""
-    _, N, K = a.shape
-    M = x.shape[1]
-    if a.strides[2] != a.itemsize:
+    """a [S0, B0, N, K] (float32, or uint16 F16 bits; rows contiguous), x [S1, B1, M, K] float32,
+    out [S1, B1, M, N] (or all three without S: one stream); f16: src0 is an F16 tensor (values
+    F16-exact)."""
+    if a.ndim == 3:
+        a, x, out = a[None], x[None], out[None]
+    N, K = a.shape[2], a.shape[3]
+    M = x.shape[2]
+    if a.strides[3] != a.itemsize:
         a = np.ascontiguousarray(a)
     x = np.ascontiguousarray(x, dtype=np.float32)
     if uses_sgemm(N, M, K, f16, src1_contiguous):

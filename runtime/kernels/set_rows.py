@@ -14,5 +14,11 @@ def set_rows_f16(dst, src, ids):
         r = ids[t]
         if r < 0 or r >= n_rows:
             raise IndexError("set_rows: row id out of range")
+    if dst.strides[1] <= dst.strides[0]:      # rows contiguous (the K cache): row by row
+        for t in range(src.shape[0]):
+            for i in range(src.shape[1]):
+                dst[ids[t], i] = f16bits(src[t, i])
+    else:       # the transposed V cache: a row's values lie n_ctx cells apart; all tokens' value i at once
         for i in range(src.shape[1]):
-            dst[r, i] = f16bits(src[t, i])
+            for t in range(src.shape[0]):
+                dst[ids[t], i] = f16bits(src[t, i])

@@ -33,17 +33,21 @@ def alibi_slopes(n_head, max_bias):
 
 
 @njit(cache=True, parallel=True)
-def soft_max_alibi_f32(x, mask, out, scale, has_mask, slopes):
-    """x, out: float32 [B, M, N] (rows of N, B heads); mask: float32 [Mm, N] with Mm >= M, broadcast
-    over B and added times the head's ALiBi slope (1: the mask as is, exactly)."""
-    B, M, N = x.shape
+def soft_max_4d(x, mask, out, scale, has_mask, slopes):
+    """x, out: float32 [S, B, M, N] (rows of N, B heads, S streams); mask: float32 [Sm, Mm, N] with
+    Mm >= M, plane s % Sm for stream s (ggml's i13 % ne13), broadcast over B and added times the
+    head's ALiBi slope (1: the mask as is, exactly)."""
+    S, B, M, N = x.shape
+    Sm = mask.shape[0]
     sc = F32(scale)
-    for bm in prange(B * M):
+    for sbm in prange(S * B * M):
+        st = sbm // (B * M)
+        bm = sbm - st * (B * M)
         b = bm // M
         m = bm - b * M
-        o = out[b, m]
-        xr = x[b, m]
-        mr = mask[m]
+        o = out[st, b, m]
+        xr = x[st, b, m]
+        mr = mask[st % Sm, m]
         slope = slopes[b]
         vsc = fsplat(sc)
         vsl = fsplat(slope)
@@ -92,7 +96,11 @@ def soft_max_alibi_f32(x, mask, out, scale, has_mask, slopes):
             n += 1
 
 
-@njit(cache=True)
+def soft_max_alibi_f32(x, mask, out, scale, has_mask, slopes):
+    """x, out: float32 [B, M, N] (rows of N, B heads); mask: float32 [Mm, N] (soft_max_4d, one stream)."""
+    soft_max_4d(x[None], mask[None], out[None], F32(scale), has_mask, slopes)
+
+
 def soft_max_f32(x, mask, out, scale, has_mask):
     """soft_max_alibi_f32 without ALiBi."""
     soft_max_alibi_f32(x, mask, out, scale, has_mask, np.ones(x.shape[0], np.float32))
