@@ -92,13 +92,18 @@ def _q8k_rows_par(x, qs, d, bsums):
         _q8k_rows(x, m, m + 1, qs, d, bsums)
 
 
+# up to this many rows are quantized on one thread (a few us): short prompts and decode steps of a
+# few sequences then never compile the parallel version, ~1 s of a first run
+SERIAL_ROWS = 16
+
+
 def _q8(x, kind, bufs):
     M, K = x.shape
     if bufs is None:
         bufs = q8_buffers(M, K, kind)
     qs, a1, a2 = bufs
-    if M == 1:
-        _q8_rows(x, 0, 1, qs, a1, a2, kind)
+    if M <= SERIAL_ROWS:
+        _q8_rows(x, 0, M, qs, a1, a2, kind)
     else:
         _q8_rows_par(x, qs, a1, a2, kind)
     return bufs
@@ -129,8 +134,8 @@ def quantize_q8_K(x, bufs=None):
     if bufs is None:
         bufs = q8k_buffers(M, K)
     qs, d, bsums = bufs
-    if M == 1:
-        _q8k_rows(x, 0, 1, qs, d, bsums)
+    if M <= SERIAL_ROWS:
+        _q8k_rows(x, 0, M, qs, d, bsums)
     else:
         _q8k_rows_par(x, qs, d, bsums)
     return bufs

@@ -18,12 +18,17 @@ from .simd.f32 import fexp, ffma, fhmax, fhsum_gcc, fload, fmax, fmul, fsplat, f
 F32 = np.float32
 
 
-@njit(cache=True)
 def alibi_slopes(n_head, max_bias):
-    """ggml's per-head ALiBi slopes (all 1 without max_bias), with libm's powf as ggml calls it."""
+    """ggml's per-head ALiBi slopes (all 1 without max_bias, without compiling anything)."""
+    if not max_bias > 0.0:
+        return np.ones(n_head, np.float32)
+    return _alibi_slopes(n_head, F32(max_bias))
+
+
+@njit(cache=True)
+def _alibi_slopes(n_head, max_bias):
+    """The slopes with libm's powf, as ggml calls it."""
     out = np.ones(n_head, np.float32)
-    if max_bias <= F32(0.0):
-        return out
     n_log2 = 1 << int(math.floor(math.log2(n_head)))
     m0 = math.pow(F32(2.0), -F32(max_bias) / F32(n_log2))
     m1 = math.pow(F32(2.0), -(F32(max_bias) / F32(2.0)) / F32(n_log2))
