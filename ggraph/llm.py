@@ -64,12 +64,24 @@ class KVCacheLayout:
     F16. Stream s (one sequence each, llama.cpp's non-unified cache) owns cells [s*size, (s+1)*size):
     a sequence's attention reads only its own stream, laid out as if it were alone."""
 
-    def __init__(self, hp, size: int, type_k=F16, type_v=F16, n_stream: int = 1):
+    def __init__(self, hp, size: int, type_k=F16, type_v=F16, n_stream: int = 1, size_swa: int | None = None):
         self.size, self.n_stream = size, n_stream
-        cells = size * n_stream
+        # size_swa: the sliding-window layers' own smaller cache (llama.cpp's iswa, swa_full = false),
+        # size_swa cells per stream placed by runtime/kv_cells.py; None: every layer has size cells
+        self.size_swa = size_swa if size_swa is not None and size_swa < size else None
         self.graph = Graph()
-        self.k = [self.graph.cache(f"cache_k_l{il}", type_k, (hp.n_embd_k_gqa, cells)) for il in range(hp.n_layer)]
-        self.v = [self.graph.cache(f"cache_v_l{il}", type_v, (cells, hp.n_embd_v_gqa)) for il in range(hp.n_layer)]
+        self.k, self.v = [], []
+        for il in range(hp.n_layer):
+            cells = self.layer_size(hp, il) * n_stream
+            self.k.append(self.graph.cache(f"cache_k_l{il}", type_k, (hp.n_embd_k_gqa, cells)))
+            self.v.append(self.graph.cache(f"cache_v_l{il}", type_v, (cells, hp.n_embd_v_gqa)))
+
+    def windowed(self, hp, il: int) -> bool:
+        """Layer il reads the window-sized cache."""
+        return self.size_swa is not None and hp.is_swa(il)
+
+    def layer_size(self, hp, il: int) -> int:
+        return self.size_swa if self.windowed(hp, il) else self.size
 
 
 @dataclass(frozen=True)
@@ -80,7 +92,8 @@ class StreamSlice:
     t0: int
     t1: int
     n_kv: int
-    swa_skip: int = 0      # leading cells every token's sliding window has left (a multiple of 256)
+    swa_skip: int = 0      # leading cells every token's sliding window has left (a multiple of 64)
+    n_kv_swa: int = 0      # cells of the window-sized cache read (KVCacheLayout.size_swa; else unused)
 
 
 @dataclass
@@ -103,11 +116,16 @@ class UBatch:
     # kernels): a decode step of several sequences then gives each one's solo logits, bit for bit
     independent_rows: bool = False
     swa_skip: int = 0                     # one sequence: StreamSlice.swa_skip of stream 0
+    n_kv_swa: int = 0                     # one sequence: StreamSlice.n_kv_swa of stream 0
+    # the window-sized cache (KVCacheLayout.size_swa): cell of each token, and per slice the
+    # positions its first n_kv_swa cells hold (-1: empty), in cell order
+    kv_cells_swa: np.ndarray | None = None
+    kv_pos_swa: list | None = None
 
     def slices(self) -> tuple:
         if self.streams is not None:
             return self.streams
-        return (StreamSlice(0, 0, self.n_tokens, self.n_kv, self.swa_skip),)
+        return (StreamSlice(0, 0, self.n_tokens, self.n_kv, self.swa_skip, self.n_kv_swa),)
 
     def slice_kv_pos(self, i: int) -> np.ndarray:
         return self.kv_pos if self.streams is None else self.stream_kv_pos[i]
@@ -205,18 +223,29 @@ class InputAttnKV(GraphInput):
         self.v_idxs = g.gf.input("v_idxs", I32, (g.n_tokens,))
         self.slices = g.ubatch.slices()
         self.runs = stream_runs(self.slices)
+        # the sliding-window layers' own window-sized cache (llama.cpp's iswa): its cells and masks
+        self.windowed = swa and g.kv.size_swa is not None
+        if self.windowed:
+            self.k_idxs_swa = g.gf.input("k_idxs_swa", I32, (g.n_tokens,))
+            self.v_idxs_swa = g.gf.input("v_idxs_swa", I32, (g.n_tokens,))
         # one mask per run of slices [n_kv, tokens per slice, 1, slices] (one slice: llama.cpp's kq_mask)
         suffix = [""] if len(self.runs) == 1 else [f"_s{self.slices[i0].stream}" for i0, _ in self.runs]
 
-        def shape(i0, i1, skip):
+        def shape(i0, i1, n_kv):
             sl = self.slices[i0]
-            return (sl.n_kv - skip, sl.t1 - sl.t0) + ((1, i1 - i0) if i1 - i0 > 1 else ())
-        self.masks = [g.gf.input("kq_mask" + x, F32, shape(i0, i1, 0)) for x, (i0, i1) in zip(suffix, self.runs)]
-        # the window mask leaves out the leading cells no token of the slice can see (swa_skip)
-        self.masks_swa = [g.gf.input("kq_mask_swa" + x, F32, shape(i0, i1, self.slices[i0].swa_skip))
+            return (n_kv, sl.t1 - sl.t0) + ((1, i1 - i0) if i1 - i0 > 1 else ())
+        self.masks = [g.gf.input("kq_mask" + x, F32, shape(i0, i1, self.slices[i0].n_kv))
+                      for x, (i0, i1) in zip(suffix, self.runs)]
+        # the window mask: over the window-sized cache, or over the full one leaving out the leading
+        # cells no token of the slice can see (swa_skip)
+        self.masks_swa = [g.gf.input("kq_mask_swa" + x, F32, shape(i0, i1, self.n_kv_swa(self.slices[i0])))
                           for x, (i0, i1) in zip(suffix, self.runs)] if swa else None
         self.kq_mask = self.masks[0]
         self.kq_mask_swa = self.masks_swa[0] if swa else None
+
+    def n_kv_swa(self, sl) -> int:
+        """Cells a sliding-window layer reads for slice sl."""
+        return sl.n_kv_swa if self.windowed else sl.n_kv - sl.swa_skip
 
     def get_kq_mask(self, hp, il: int, r: int = 0) -> Tensor:
         """The mask of run r (stream_runs) for layer il."""
@@ -225,6 +254,9 @@ class InputAttnKV(GraphInput):
     def set_input(self, ub, arr):
         arr(self.k_idxs)[:] = ub.kv_cells
         arr(self.v_idxs)[:] = ub.kv_cells
+        if self.windowed:
+            arr(self.k_idxs_swa)[:] = ub.kv_cells_swa
+            arr(self.v_idxs_swa)[:] = ub.kv_cells_swa
         alibi = self.hp.f_max_alibi_bias > 0.0
         for r, (i0, i1) in enumerate(self.runs):
             # a run's mask planes: slice after slice (ggml's dim 3, one per stream)
@@ -234,7 +266,10 @@ class InputAttnKV(GraphInput):
                 sl = self.slices[i]
                 part = UBatch(sl.t1 - sl.t0, 0, sl.n_kv, pos=ub.pos[sl.t0:sl.t1], kv_pos=ub.slice_kv_pos(i))
                 mask[j] = kq_mask(part, 0, alibi).reshape(-1)
-                if mask_swa is not None:
+                if mask_swa is not None and self.windowed:
+                    part = UBatch(sl.t1 - sl.t0, 0, sl.n_kv_swa, pos=ub.pos[sl.t0:sl.t1], kv_pos=ub.kv_pos_swa[i])
+                    mask_swa[j] = kq_mask(part, self.hp.n_swa, alibi).reshape(-1)
+                elif mask_swa is not None:
                     mask_swa[j] = kq_mask(part, self.hp.n_swa, alibi)[:, sl.swa_skip:].reshape(-1)
 
 
@@ -247,7 +282,7 @@ def stream_runs(slices) -> list:
             i0, i1 = runs[-1]
             prev, first = slices[i1 - 1], slices[i0]
             if (sl.stream == prev.stream + 1 and sl.t0 == prev.t1 and sl.t1 - sl.t0 == first.t1 - first.t0
-                    and sl.n_kv == first.n_kv and sl.swa_skip == first.swa_skip):
+                    and sl.n_kv == first.n_kv and sl.swa_skip == first.swa_skip and sl.n_kv_swa == first.n_kv_swa):
                 runs[-1] = (i0, i + 1)
                 continue
         runs.append((i, i + 1))
@@ -416,13 +451,17 @@ class LLMGraphContext:
             v_2d = ops.reshape_2d(v_cur, hp.n_embd_v_gqa, n_tokens)
         else:
             v_2d = ops.cont_2d(v_cur, hp.n_embd_v_gqa, n_tokens)
-        k_w = ops.set_rows(kv.k[il], k_2d, inp.k_idxs)
-        v_w = ops.set_rows(ops.transpose(kv.v[il]), v_2d, inp.v_idxs)
+        # a sliding-window layer of an iswa cache writes and reads its own window-sized cache
+        windowed = kv.windowed(hp, il) and inp.windowed
+        size = kv.layer_size(hp, il)
+        k_idxs, v_idxs = (inp.k_idxs_swa, inp.v_idxs_swa) if windowed else (inp.k_idxs, inp.v_idxs)
+        k_w = ops.set_rows(kv.k[il], k_2d, k_idxs)
+        v_w = ops.set_rows(ops.transpose(kv.v[il]), v_2d, v_idxs)
         # cache reads, as views over the written storage: per sequence slice, its stream's first n_kv
         # cells (one slice: the whole ubatch over stream 0)
         hk, hv = self.n_embd_head_k, self.n_embd_head_v
         esz_k, row_k = row_size(kv.k[il].type, 1), row_size(kv.k[il].type, hp.n_embd_k_gqa)
-        esz_v, cells = row_size(kv.v[il].type, 1), kv.size * kv.n_stream
+        esz_v, cells = row_size(kv.v[il].type, 1), size * kv.n_stream
         outs = []
         slices = inp.slices
         for r, (i0, i1) in enumerate(inp.runs):
@@ -432,13 +471,14 @@ class LLMGraphContext:
             # in ggml's sums, so the result is the same bits
             sl, n_s = slices[i0], i1 - i0
             n_t = sl.t1 - sl.t0
-            skip = sl.swa_skip if (hp.is_swa(il) and inp.masks_swa is not None) else 0
-            c0, n_kv_l = sl.stream * kv.size + skip, sl.n_kv - skip
+            skip = sl.swa_skip if (hp.is_swa(il) and inp.masks_swa is not None and not windowed) else 0
+            c0 = sl.stream * size + skip
+            n_kv_l = sl.n_kv_swa if windowed else sl.n_kv - skip
             many = (n_s,) if n_s > 1 else ()
-            k = ops.view(k_w, (hk, hp.n_head_kv, n_kv_l) + many, (esz_k * hk, row_k, row_k * kv.size)[:2 + len(many)],
+            k = ops.view(k_w, (hk, hp.n_head_kv, n_kv_l) + many, (esz_k * hk, row_k, row_k * size)[:2 + len(many)],
                          c0 * row_k)
             v = ops.view(v_w, (n_kv_l, hv, hp.n_head_kv) + many,
-                         (esz_v * cells, esz_v * cells * hv, esz_v * kv.size)[:2 + len(many)], c0 * esz_v)
+                         (esz_v * cells, esz_v * cells * hv, esz_v * size)[:2 + len(many)], c0 * esz_v)
             q = q_cur
             if n_s > 1 or (sl.t0, sl.t1) != (0, n_tokens):
                 q = ops.view(q_cur, (q_cur.ne[0], q_cur.ne[1], n_t) + many,

@@ -24,7 +24,7 @@ def start(ctx, n_prompt: int):
     if (os.cpu_count() or 1) < 2 or os.environ.get("GGRAPH_NO_COMPILE_HELPER"):
         return None
     args = [sys.executable, "-m", "ggraph.runtime.compile_helper", ctx.model.path, str(ctx.n_ctx),
-            str(ctx.n_ubatch), str(n_prompt), str(ctx.kv.n_past)]
+            str(ctx.n_ubatch), str(n_prompt), str(ctx.kv.n_past), str(int(ctx.kv.swa is None))]
     try:
         return subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                                 stderr=subprocess.DEVNULL, env={**os.environ, "NUMBA_NUM_THREADS": "1"})
@@ -42,11 +42,13 @@ def _run_kinds_backwards(ctx, n_tokens: int, n_past: int, only=None) -> None:
     from ggraph.llm import UBatch
     ctx.kv.n_past = n_past
     n_kv = ctx.kv.n_kv_for(n_tokens)
-    step = ctx._step(n_tokens, 1, n_kv)
-    ub = UBatch(n_tokens, 1, n_kv, tokens=np.zeros(n_tokens, np.int32),
-                pos=np.arange(n_past, n_past + n_tokens, dtype=np.int32),
+    pos = np.arange(n_past, n_past + n_tokens, dtype=np.int32)
+    cells_swa, pos_swa, n_kv_swa = ctx._place_swa([0], [pos])
+    step = ctx._step(n_tokens, 1, n_kv, n_kv_swa=n_kv_swa)
+    ub = UBatch(n_tokens, 1, n_kv, tokens=np.zeros(n_tokens, np.int32), pos=pos,
                 out_ids=np.array([n_tokens - 1], np.int32), kv_cells=ctx.kv.find_slot(n_tokens),
-                kv_pos=ctx.kv.cell_pos(n_kv, n_past + n_tokens))
+                kv_pos=ctx.kv.cell_pos(n_kv, n_past + n_tokens),
+                n_kv_swa=n_kv_swa, kv_cells_swa=cells_swa, kv_pos_swa=pos_swa)
     arrays = step.plan.arrays
     for inp in step.inputs:
         inp.set_input(ub, lambda t: arrays[t.id].reshape(-1))
@@ -69,8 +71,8 @@ def _sample_once(ctx) -> None:
 
 def main(argv) -> None:
     import ggraph
-    path, n_ctx, n_ubatch, n_prompt, n_past = argv[0], *map(int, argv[1:5])
-    ctx = ggraph.load(path).new_context(n_ctx=n_ctx, n_ubatch=n_ubatch, n_threads=1)
+    path, n_ctx, n_ubatch, n_prompt, n_past, swa_full = argv[0], *map(int, argv[1:6])
+    ctx = ggraph.load(path).new_context(n_ctx=n_ctx, n_ubatch=n_ubatch, n_threads=1, swa_full=bool(swa_full))
     n_first = min(n_prompt, ctx.n_ubatch)
     n_next = min(n_past + n_prompt, n_ctx - 1)
     if n_first > 1:

@@ -98,7 +98,7 @@ def check_threads(n_threads: int) -> int:
 
 class Context:
     def __init__(self, model, n_ctx: int = 4096, n_batch: int = 2048, n_ubatch: int = 512,
-                 n_threads: int | None = None, n_seq_max: int = 1):
+                 n_threads: int | None = None, n_seq_max: int = 1, swa_full: bool = True):
         checks.context_args(model, n_ctx, n_batch, n_ubatch, n_threads, n_seq_max)
         for name, v in (("n_ctx", n_ctx), ("n_batch", n_batch), ("n_ubatch", n_ubatch)):
             if not isinstance(v, int) or isinstance(v, bool) or v < 1:
@@ -114,7 +114,8 @@ class Context:
         # several sequences: each gets n_ctx / n_seq_max cells of its own (llama.cpp's non-unified cache)
         self.n_seq_max = n_seq_max
         self.n_ctx_seq = n_ctx // n_seq_max
-        self.kv = KVCache(hp, self.n_ctx_seq, n_seq_max)
+        checks.check_bool("new_context", "swa_full", swa_full)
+        self.kv = KVCache(hp, self.n_ctx_seq, n_seq_max, n_ubatch=self.n_ubatch, swa_full=swa_full)
         self._arena = BufferArena()            # scratch shared by this context's plans
         self._first = first_run.tracker(model)  # which kernels are compiled yet (first_run.py)
         self._helped = False                    # a compile helper ran for this context (compile_helper.py)
@@ -147,13 +148,16 @@ class Context:
         """Forget the sequence seq_id (all of them when None): clear its KV cells."""
         self.kv.clear(None if seq_id is None else self._seq(seq_id))
 
-    def truncate(self, n_keep: int, seq_id: int = 0) -> None:
-        """Keep only the first n_keep positions of a sequence (llama_memory_seq_rm from n_keep on)."""
+    def truncate(self, n_keep: int, seq_id: int = 0) -> int:
+        """Keep only the first n_keep positions of a sequence (llama_memory_seq_rm from n_keep on);
+        returns the positions kept: 0 (the sequence cleared) when a window-sized SWA cache no longer
+        holds the window its next token needs (then the caller decodes from the start, as
+        llama-server does when it cannot reuse a window-sized cache)."""
         checks.truncate_args(self, n_keep, seq_id)
         s = self._seq(seq_id)
         if not 0 <= n_keep <= self.kv.past[s]:
             raise GGraphError(f"truncate: n_keep={n_keep} outside 0..{self.kv.past[s]}")
-        self.kv.past[s] = n_keep
+        return self.kv.truncate(s, n_keep)
 
     def _seq(self, seq_id) -> int:
         if not isinstance(seq_id, (int, np.integer)) or isinstance(seq_id, bool) or not 0 <= seq_id < self.n_seq_max:
@@ -168,10 +172,10 @@ class Context:
 
     # -- graphs -----------------------------------------------------------------------------
     def build_graph(self, n_tokens: int, n_outputs: int, n_kv: int, streams=None,
-                    independent_rows: bool = False, swa_skip: int = 0) -> LLMGraphContext:
+                    independent_rows: bool = False, swa_skip: int = 0, n_kv_swa: int = 0) -> LLMGraphContext:
         """The model's graph for one ubatch shape (g.gf the graph, g.inputs, g.res)."""
         ub = UBatch(n_tokens, n_outputs, n_kv, streams=streams, independent_rows=independent_rows,
-                    swa_skip=swa_skip)
+                    swa_skip=swa_skip, n_kv_swa=n_kv_swa)
         g = LLMGraphContext(self.model.arch_model, self.cparams, ub, self.kv.layout)
         with g.gf:
             self.model.arch_model.build_graph(g)
@@ -180,11 +184,11 @@ class Context:
         return g
 
     def _step(self, n_tokens: int, n_outputs: int, n_kv: int, observed: bool = False, streams=None,
-              independent_rows: bool = False, swa_skip: int = 0) -> _Step:
-        key = (n_tokens, n_outputs, n_kv, streams, independent_rows, swa_skip) + (("eval",) if observed else ())
+              independent_rows: bool = False, swa_skip: int = 0, n_kv_swa: int = 0) -> _Step:
+        key = (n_tokens, n_outputs, n_kv, streams, independent_rows, swa_skip, n_kv_swa) + (("eval",) if observed else ())
         step = self._steps.get(key)
         if step is None:
-            g = self.build_graph(n_tokens, n_outputs, n_kv, streams, independent_rows, swa_skip)
+            g = self.build_graph(n_tokens, n_outputs, n_kv, streams, independent_rows, swa_skip, n_kv_swa)
             step = _Step(g, Plan(g.gf, self.model.weights, self.kv.arrays, n_threads=self.n_threads,
                                     arena=self._arena, fuse=not observed))
             self._steps[key] = step
@@ -221,11 +225,12 @@ class Context:
         cb = cb_eval if cb_eval is not None else self._cb_eval
         if cb is not None and not callable(cb):
             raise GGraphError(f"decode: cb_eval must be callable, got {type(cb).__name__}")
-        n_past = self.kv.past[seq]
+        n_past, swa_state = self.kv.past[seq], self.kv.swa_state()
         try:
             return self._decode(ids, logits_all, cb, seq, bool(embeddings))
-        except EvalStopped:
+        except BaseException:       # nothing of a failed or stopped decode stays in the cache
             self.kv.past[seq] = n_past
+            self.kv.set_swa_state(swa_state)
             raise
         finally:
             compile_helper.stop(helper)
@@ -254,17 +259,23 @@ class Context:
         # then attend in one 4-D product (ggraph.llm.stream_runs); the extra cells are masked, and
         # masked cells add exact zeros, so each sequence keeps its solo bits
         n_kv = max(self.kv.n_kv_for(1, s) for s in seqs)
-        skip = min(self._swa_skip(self.kv.past[s], n_kv) for s in seqs)
-        streams = tuple(StreamSlice(s, i, i + 1, n_kv, skip) for i, s in enumerate(seqs))
+        pos = np.array([self.kv.past[s] for s in seqs], np.int32)
+        swa_state = self.kv.swa_state()
+        cells_swa, pos_swa, n_kv_swa = self._place_swa(seqs, [pos[i:i + 1] for i in range(n)])
+        skip = 0 if self.kv.swa is not None else min(self._swa_skip(self.kv.past[s], n_kv) for s in seqs)
+        streams = tuple(StreamSlice(s, i, i + 1, n_kv, skip, n_kv_swa) for i, s in enumerate(seqs))
         step = self._step(n, n, 0, streams=streams, independent_rows=True)
-        ub = UBatch(n, n, 0, tokens=toks.astype(np.int32),
-                    pos=np.array([self.kv.past[s] for s in seqs], np.int32),
+        ub = UBatch(n, n, 0, tokens=toks.astype(np.int32), pos=pos,
                     out_ids=np.arange(n, dtype=np.int32),
                     kv_cells=np.concatenate([self.kv.find_slot(1, s) for s in seqs]),
                     streams=streams, independent_rows=True,
-                    stream_kv_pos=[self.kv.cell_pos(sl.n_kv, self.kv.past[sl.stream] + 1) for sl in streams])
+                    stream_kv_pos=[self.kv.cell_pos(sl.n_kv, self.kv.past[sl.stream] + 1) for sl in streams],
+                    kv_cells_swa=cells_swa, kv_pos_swa=pos_swa)
         try:
             logits = step.run(ub, self.op_profile, self._first).reshape(n, self.n_vocab)
+        except BaseException:
+            self.kv.set_swa_state(swa_state)
+            raise
         finally:
             self._first.finish()
         for s in seqs:
@@ -283,6 +294,9 @@ class Context:
         for i, s in enumerate(seqs):
             if checks.token_ids("decode_embeddings_packed", s, self.n_vocab) < 1:
                 raise GGraphError(f"decode_embeddings_packed: sequence {i} has no tokens")
+        if self.kv.swa is not None:
+            raise GGraphError("decode_embeddings_packed: needs a context with swa_full=True (a full-size cache "
+                              "for sliding-window layers)")
         seqs = [np.asarray(s, np.int64).reshape(-1) for s in seqs]
         owner = np.concatenate([np.full(s.size, i, np.int32) for i, s in enumerate(seqs)])
         pos = np.concatenate([np.arange(s.size, dtype=np.int32) for s in seqs])
@@ -330,6 +344,16 @@ class Context:
             self._first.finish()
         return np.split(out, np.cumsum([s.size for s in seqs])[:-1])
 
+    def _place_swa(self, seqs, positions, pad_to: int = KV_READ_PAD):
+        """The window-sized cache's cells for each sequence's new positions (placed now, as llama.cpp
+        places a ubatch before computing it), the positions its read cells hold, and the cells read
+        (the most any sequence needs); (None, None, 0) without a window-sized cache."""
+        if self.kv.swa is None:
+            return None, None, 0
+        cells = np.concatenate([self.kv.place_swa(s, p) for s, p in zip(seqs, positions)])
+        n_kv_swa = max(self.kv.swa_read(s, pad_to) for s in seqs)
+        return cells, [self.kv.swa_positions(s, n_kv_swa) for s in seqs], n_kv_swa
+
     def _swa_skip(self, p_first: int, n_kv: int) -> int:
         """Leading cells (whole 64-blocks: every sum's lanes stay where they were) that the sliding
         window of the ubatch's first token at position p_first, and so of every later one, has left:
@@ -362,14 +386,17 @@ class Context:
         n_kv = self.kv.n_kv_for(n, seq, KV_PAD if cb is not None else KV_READ_PAD)
         # stream 0 keeps the one-sequence graph; another stream's views start at its cells
         p0 = self.kv.past[seq]
-        skip = self._swa_skip(p0, n_kv) if cb is None else 0
-        streams = None if seq == 0 else (StreamSlice(seq, 0, n, n_kv, skip),)
-        step = self._step(n, n_outputs, n_kv, cb is not None, streams, swa_skip=skip)
+        pos = np.arange(p0, p0 + n, dtype=np.int32)
+        cells_swa, pos_swa, n_kv_swa = self._place_swa([seq], [pos], KV_PAD if cb is not None else KV_READ_PAD)
+        skip = self._swa_skip(p0, n_kv) if cb is None and self.kv.swa is None else 0
+        streams = None if seq == 0 else (StreamSlice(seq, 0, n, n_kv, skip, n_kv_swa),)
+        step = self._step(n, n_outputs, n_kv, cb is not None, streams, swa_skip=skip, n_kv_swa=n_kv_swa)
         cells = self.kv.find_slot(n, seq)
         kv_pos = self.kv.cell_pos(n_kv, p0 + n)
-        ub = UBatch(n, n_outputs, n_kv, tokens=tokens.astype(np.int32), pos=np.arange(p0, p0 + n, dtype=np.int32),
+        ub = UBatch(n, n_outputs, n_kv, tokens=tokens.astype(np.int32), pos=pos,
                     out_ids=np.arange(n - n_outputs, n, dtype=np.int32), kv_cells=cells, kv_pos=kv_pos,
-                    streams=streams, stream_kv_pos=None if streams is None else [kv_pos], swa_skip=skip)
+                    streams=streams, stream_kv_pos=None if streams is None else [kv_pos], swa_skip=skip,
+                    n_kv_swa=n_kv_swa, kv_cells_swa=cells_swa, kv_pos_swa=pos_swa)
         logits = step.run(ub, self.op_profile, self._first) if cb is None else step.run_observed(ub, cb)
         self.kv.past[seq] = p0 + n
         if embd:

@@ -60,12 +60,14 @@ class Model:
 
     # -- contexts -----------------------------------------------------------------------------
     def new_context(self, n_ctx: int = 4096, n_batch: int = 2048, n_ubatch: int = 512, n_threads: int | None = None,
-                    n_seq_max: int = 1):
+                    n_seq_max: int = 1, swa_full: bool = True):
         """A context (llama_context) with llama.cpp's defaults: -c 4096, -b 2048, -ub 512; n_seq_max
-        sequences share it, n_ctx / n_seq_max cells each (decode(..., seq_id=), decode_batch)."""
+        sequences share it, n_ctx / n_seq_max cells each (decode(..., seq_id=), decode_batch).
+        swa_full=False gives sliding-window layers a window-sized cache (llama-cli's default; True is
+        llama_context_default_params', which llama-cpp-python keeps)."""
         from .context import Context
         return Context(self, n_ctx=n_ctx, n_batch=n_batch, n_ubatch=n_ubatch, n_threads=n_threads,
-                       n_seq_max=n_seq_max)
+                       n_seq_max=n_seq_max, swa_full=swa_full)
 
     def info(self) -> dict:
         hp = self.hp

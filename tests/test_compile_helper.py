@@ -53,7 +53,7 @@ def test_start_and_stop(tiny_llama_path, monkeypatch):
     if (os.cpu_count() or 1) < 2:
         assert proc is None
         return
-    assert proc is not None and proc.args[-2:] == ["4", "0"]
+    assert proc is not None and proc.args[-3:] == ["4", "0", "1"]     # n_prompt, n_past, swa_full
     compile_helper.stop(proc)
     assert proc.returncode is not None
     monkeypatch.setenv("GGRAPH_NO_COMPILE_HELPER", "1")

@@ -111,8 +111,12 @@ class Llama:
             self.model = load(model_path)        # ggraph.runtime.model.Model
         n_ctx = int(n_ctx) or self.model.hp.n_ctx_train      # 0 = the model's training context
         self.n_batch = min(n_ctx, int(n_batch))                 # as llama-cpp-python clamps it
+        # swa_full: llama-cpp-python's None keeps llama_context_default_params' true; embedding contexts
+        # pack several sequences in one stream, which needs the full-size cache
+        swa_full = True if swa_full is None or embedding else _check_bool("swa_full", swa_full)
         self.ctx = kwargs.get("_context") or self.model.new_context(    # _context: from_model's
-            n_ctx=n_ctx, n_batch=self.n_batch, n_ubatch=min(self.n_batch, int(n_ubatch)), n_threads=n_threads)
+            n_ctx=n_ctx, n_batch=self.n_batch, n_ubatch=min(self.n_batch, int(n_ubatch)), n_threads=n_threads,
+            swa_full=swa_full)
         self.n_threads = self.ctx.n_threads
         self._n_ctx = n_ctx
         self.last_n_tokens_size = int(last_n_tokens_size)
@@ -252,7 +256,7 @@ class Llama:
     def _truncate(self, n: int) -> None:
         if n < len(self._input_ids):
             self._live()
-            self.ctx.truncate(n)
+            n = self.ctx.truncate(n)        # 0 when a window-sized SWA cache cannot keep n
             del self._input_ids[n:]
             self._logits = None
 

@@ -36,7 +36,7 @@ class ChatSession:
             keep += 1
         if keep == len(ids):        # never feed zero tokens: re-evaluate the last one
             keep -= 1
-        self.ctx.truncate(keep)
+        keep = self.ctx.truncate(keep)     # 0 when a window-sized SWA cache cannot keep that much
         self.tokens = ids[:keep]
         new = ids[keep:]
         dec = StreamDecoder(self.model.vocab)

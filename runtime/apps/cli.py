@@ -19,6 +19,11 @@ def _add_model_arg(p, required=False):
                    help="GGUF file, or a default model name (smollm2, gemma3); default: smollm2, pulled on first use")
 
 
+def _add_swa_full(p):
+    p.add_argument("--swa-full", action="store_true",
+                   help="full-size cache for sliding-window layers (default: off: a window-sized one, as llama.cpp's)")
+
+
 def _add_ctx_args(p):
     p.add_argument("-c", "--ctx-size", type=int, default=4096, help="context size (default: 4096)")
     p.add_argument("-b", "--batch-size", type=int, default=2048, help="logical batch size (default: 2048)")
@@ -82,6 +87,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_sampling_args(p)
     p.add_argument("--no-special", action="store_true", help="do not parse special-token text in the prompt")
     _add_reverse_verbose(p)
+    _add_swa_full(p)
     from .chat import add_template_args
     add_template_args(p)                       # given: the prompt is one user turn of that template
     gr = p.add_mutually_exclusive_group()      # constrained output (docs/grammars.md), llama.cpp's flags
@@ -96,6 +102,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_sampling_args(p)
     p.add_argument("-sys", "--system-prompt", default=None, help="system message")
     _add_reverse_verbose(p)
+    _add_swa_full(p)
     from .chat import add_template_args
     add_template_args(p)                       # --chat-template NAME / --chat-template-file FILE
 
@@ -141,6 +148,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("serve", help="OpenAI-compatible HTTP server with parallel slots (like llama-server)")
     _add_model_arg(p)
     _add_ctx_args(p)
+    _add_swa_full(p)
     from ..server.serve import add_arguments as serve_arguments
     serve_arguments(p)
     return ap
@@ -189,7 +197,8 @@ def cmd_run(args) -> int:
     sampler = _sampler(args, model.n_vocab)
     from ..sampling.grammar import grammar_from_args
     sampler.grammar = grammar_from_args(args, model.vocab)      # --grammar / --grammar-file / -j / -jf
-    ctx = model.new_context(n_ctx=args.ctx_size, n_batch=args.batch_size, n_ubatch=args.ubatch_size, n_threads=args.threads)
+    ctx = model.new_context(n_ctx=args.ctx_size, n_batch=args.batch_size, n_ubatch=args.ubatch_size, n_threads=args.threads,
+                            swa_full=args.swa_full)
     add_special = True
     if args.chat_template or args.chat_template_file:     # the prompt as one user turn of that template
         from .chat import single_turn_prompt, template_from_args
@@ -240,7 +249,8 @@ def cmd_chat(args) -> int:
     from .chat import ChatSession
     model = _load(args.model)
     sampler = _sampler(args, model.n_vocab)
-    ctx = model.new_context(n_ctx=args.ctx_size, n_batch=args.batch_size, n_ubatch=args.ubatch_size, n_threads=args.threads)
+    ctx = model.new_context(n_ctx=args.ctx_size, n_batch=args.batch_size, n_ubatch=args.ubatch_size, n_threads=args.threads,
+                            swa_full=args.swa_full)
     from .chat import template_from_args
     session = ChatSession(model, ctx, sampler=sampler, system=args.system_prompt, template=template_from_args(model, args),
                           reverse_prompts=args.reverse_prompt)

@@ -16,9 +16,10 @@ from concurrent.futures import ThreadPoolExecutor
 
 
 class Batcher:
-    def __init__(self, model, n_slots: int, n_ctx_slot: int, n_batch: int, n_ubatch: int, n_threads: int | None):
+    def __init__(self, model, n_slots: int, n_ctx_slot: int, n_batch: int, n_ubatch: int, n_threads: int | None,
+                 swa_full: bool = True):
         self.ctx = model.new_context(n_ctx=n_ctx_slot * n_slots, n_batch=n_batch, n_ubatch=n_ubatch,
-                                     n_threads=n_threads, n_seq_max=n_slots)
+                                     n_threads=n_threads, n_seq_max=n_slots, swa_full=swa_full)
         self.cv = threading.Condition()
         self._running = 0            # threads of this round that are executing (not parked, not done)
         self._pending: dict[int, int] = {}
@@ -95,8 +96,8 @@ class SeqContext:
             return self._b.decode_one(self.seq_id, int(ids[0]))
         return self._b.ctx.decode(ids, logits_all=logits_all, cb_eval=cb_eval, seq_id=self.seq_id)
 
-    def truncate(self, n_keep: int) -> None:
-        self._b.ctx.truncate(n_keep, seq_id=self.seq_id)
+    def truncate(self, n_keep: int) -> int:
+        return self._b.ctx.truncate(n_keep, seq_id=self.seq_id)
 
     def reset(self) -> None:
         self._b.ctx.reset(self.seq_id)

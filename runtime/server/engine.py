@@ -132,7 +132,7 @@ class Engine:
     """N_PARALLEL slots over one Model and the worker thread that runs them (see the module doc)."""
 
     def __init__(self, model, n_parallel: int = 1, n_ctx: int = 4096, n_batch: int = 2048, n_ubatch: int = 512,
-                 n_threads: int | None = None, start: bool = True):
+                 n_threads: int | None = None, start: bool = True, swa_full: bool = False):
         from ..api.llama import Llama
         if not isinstance(n_parallel, int) or isinstance(n_parallel, bool) or n_parallel < 1:
             raise GGraphError(f"-np/n_parallel must be a positive integer, got {n_parallel!r}")
@@ -147,7 +147,7 @@ class Engine:
         self.n_ctx_slot = n_ctx_slot
         # one context, a sequence per slot; a round's one-token decodes run as one ubatch (batch.py)
         self.batcher = Batcher(model, n_parallel, n_ctx_slot, min(n_batch, n_ctx_slot), min(n_ubatch, n_batch),
-                               n_threads)
+                               n_threads, swa_full=swa_full)
         self.slots = [Slot(i, Llama.from_model(model, n_ctx=n_ctx_slot, n_batch=n_batch, n_ubatch=n_ubatch,
                                                n_threads=n_threads, verbose=False,
                                                context=SeqContext(self.batcher, i)))

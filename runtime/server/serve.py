@@ -52,7 +52,7 @@ def serve(args) -> int:
     from ..apps.pull import DEFAULT_MODEL
     model = load(args.model or DEFAULT_MODEL)
     engine = Engine(model, n_parallel=args.parallel, n_ctx=args.ctx_size, n_batch=args.batch_size,
-                    n_ubatch=args.ubatch_size, n_threads=args.threads)
+                    n_ubatch=args.ubatch_size, n_threads=args.threads, swa_full=args.swa_full)
     name = args.alias or os.path.basename(model.path)
     app = create_app(engine, name, api_key=args.api_key)
     print(f"ggraph serve: {name} with {args.parallel} slot(s) of {engine.n_ctx_slot} tokens on "
