@@ -452,7 +452,9 @@ class LLMGraphContext:
         else:
             v_2d = ops.cont_2d(v_cur, hp.n_embd_v_gqa, n_tokens)
         # a sliding-window layer of an iswa cache writes and reads its own window-sized cache
-        windowed = kv.windowed(hp, il) and inp.windowed
+        windowed = kv.windowed(hp, il)
+        if windowed and not inp.windowed:
+            raise GGraphError(f"layer {il}: a window-sized SWA cache needs the graph input of build_attn_inp_kv_iswa")
         size = kv.layer_size(hp, il)
         k_idxs, v_idxs = (inp.k_idxs_swa, inp.v_idxs_swa) if windowed else (inp.k_idxs, inp.v_idxs)
         k_w = ops.set_rows(kv.k[il], k_2d, k_idxs)

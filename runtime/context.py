@@ -219,9 +219,10 @@ class Context:
             raise GGraphError(f"the prompt needs {self.kv.past[seq] + ids.size} positions but the context holds "
                               f"n_ctx={self.n_ctx_seq} (prompt too long: raise -c/n_ctx or shorten it)")
         helper = None
-        if not self._helped and not self._first.has_class("1"):    # a first run: the second core helps
-            helper = compile_helper.start(self, ids.size)
+        if not self._helped:         # decided once per context: on a first run the second core helps
             self._helped = True
+            if not self._first.has_class("1"):
+                helper = compile_helper.start(self, ids.size)
         cb = cb_eval if cb_eval is not None else self._cb_eval
         if cb is not None and not callable(cb):
             raise GGraphError(f"decode: cb_eval must be callable, got {type(cb).__name__}")

@@ -58,6 +58,15 @@ def _add_reverse_verbose(p):
                    help="print the model, context and per-phase timings on stderr (default: quiet)")
 
 
+def _verbose_header(model, ctx) -> str:
+    """-v: the model and context, one line."""
+    info = model.info()
+    return (f"ggraph: model {model.path}: {info['architecture']}, {info['n_params'] / 1e6:.1f} M params, "
+            f"{info['file_size'] / 2**20:.1f} MiB; n_ctx {ctx.n_ctx}, n_batch {ctx.n_batch}, "
+            f"n_ubatch {ctx.n_ubatch}, {ctx.n_threads} threads; KV cache {ctx.kv.nbytes / 2**20:.1f} MiB"
+            + ("" if ctx.kv.size_swa is None else f" (sliding-window layers: {ctx.kv.size_swa} cells)"))
+
+
 def _int_list(text: str) -> list[int]:
     try:
         return [int(x) for x in text.split(",")]
@@ -210,9 +219,9 @@ def cmd_run(args) -> int:
     dec = StreamDecoder(model.vocab)
     out = sys.stdout
     n_gen = 0
-    from .reverse_prompt import ReversePrompts, verbose_header
+    from .reverse_prompt import ReversePrompts
     if args.verbose:
-        print(f"{verbose_header(model, ctx)}; prompt {len(ids)} tokens", file=sys.stderr)
+        print(f"{_verbose_header(model, ctx)}; prompt {len(ids)} tokens", file=sys.stderr)
     stops = ReversePrompts(args.reverse_prompt)
     t1, c1 = time.perf_counter(), ctx.compile_seconds
     t_prompt = None
@@ -255,8 +264,7 @@ def cmd_chat(args) -> int:
     session = ChatSession(model, ctx, sampler=sampler, system=args.system_prompt, template=template_from_args(model, args),
                           reverse_prompts=args.reverse_prompt)
     if args.verbose:
-        from .reverse_prompt import verbose_header
-        print(verbose_header(model, ctx), file=sys.stderr)
+        print(_verbose_header(model, ctx), file=sys.stderr)
     interactive = sys.stdin.isatty()
     if interactive:
         print("ggraph chat: type a message, /exit or Ctrl-D to quit.", file=sys.stderr)

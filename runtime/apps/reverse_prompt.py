@@ -24,11 +24,3 @@ def add_argument(p) -> None:
     p.add_argument("-r", "--reverse-prompt", action="append", default=[], metavar="TEXT",
                    help="stop once the output contains TEXT (printed, as llama.cpp prints it); may be repeated")
 
-
-def verbose_header(model, ctx) -> str:
-    """-v: the model and context, one line."""
-    info = model.info()
-    return (f"ggraph: model {model.path}: {info['architecture']}, {info['n_params'] / 1e6:.1f} M params, "
-            f"{info['file_size'] / 2**20:.1f} MiB; n_ctx {ctx.n_ctx}, n_batch {ctx.n_batch}, "
-            f"n_ubatch {ctx.n_ubatch}, {ctx.n_threads} threads; KV cache {ctx.kv.nbytes / 2**20:.1f} MiB"
-            + ("" if ctx.kv.size_swa is None else f" (sliding-window layers: {ctx.kv.size_swa} cells)"))
