@@ -17,6 +17,7 @@ from ggraph.errors import GGraphError
 from ggraph.graph import Graph, Tensor
 
 from . import fusion, op_kernels
+from .kernel_call import ThreadSwitch
 from .storage import runtime_dtype
 
 
@@ -241,7 +242,7 @@ def _with_thread_switches(bound, labels, n_threads):
     for (fn, parallel), label in zip(bound, labels):
         if parallel is not None and parallel != current:
             n = n_threads if parallel else 1
-            steps.append(lambda n=n: setter(n))
+            steps.append(ThreadSwitch(n, setter))
             out_labels.append(None)
             current = parallel
         steps.append(fn)

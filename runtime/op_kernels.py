@@ -15,12 +15,13 @@ from ggraph.graph import F16, Tensor
 from .kernels import batched_matmul, elementwise, norm, rope, routing, softmax
 from .kernels.norm import rms_norm_mul_f32
 from .kernels.matmul import get_rows as q_get_rows
-from .kernels.matmul import activation_buffers, batch_is_rowwise, convert, mul_mat_converted
+from .kernels.matmul import activation_buffers, batch_is_rowwise, convert, convert_call, mul_mat_call, mul_mat_converted
 from .kernels.matmul import mul_mat as q_mul_mat
 from .kernels.matmul import mul_mat_id as q_mul_mat_id
 from .kernels.matmul import mul_mat_rowwise as q_mul_mat_rowwise
-from .kernels.quantize_act import round_to_f16
+from .kernels.quantize_act import round_f16_4d, round_to_f16
 from .kernels.set_rows import set_rows_f16
+from .kernel_call import Call, Calls
 from .storage import stored
 
 VIEW_OPS = ("view", "reshape", "permute", "transpose")
@@ -36,6 +37,11 @@ def _rows(a: np.ndarray) -> np.ndarray:
 
 def _is_c(a: np.ndarray) -> bool:
     return a.flags.c_contiguous
+
+
+def _flat(kernel_args):
+    kernel, args = kernel_args
+    return (kernel, *args)
 
 
 NUMPY_OPS = ("add", "mul", "div", "scale", "clamp", "get_rows", "concat", "repeat", "set_rows", "cont", "cpy", "mul_mat_id")
@@ -70,8 +76,7 @@ def _unary_rows(kernel, *extra):
     def binder(t, plan):
         src, out = plan.array(t.src[0]), _rows(plan.array(t))
         if _is_c(src):
-            x = _rows(src)
-            return lambda: kernel(x, out, *extra)
+            return Call(kernel, _rows(src), out, *extra)
         return lambda: kernel(_rows(np.ascontiguousarray(src)), out, *extra)
     return binder
 
@@ -88,8 +93,7 @@ def _bind_glu(kernel):
     def binder(t, plan):
         g, u, out = plan.array(t.src[0]), plan.array(t.src[1]), _rows(plan.array(t))
         if _is_c(g) and _is_c(u):
-            g2, u2 = _rows(g), _rows(u)
-            return lambda: kernel(g2, u2, out)
+            return Call(kernel, _rows(g), _rows(u), out)
         # the halves of a fused [gate; up] row (ops.swiglu): copied, so the kernel sees plain rows
         return lambda: kernel(_rows(np.ascontiguousarray(g)), _rows(np.ascontiguousarray(u)), out)
     return binder
@@ -110,8 +114,7 @@ def _bind_binary(ufunc, flat_kernel):
         except ValueError:
             raise GGraphError(f"{t.op} {t.name}: broadcast by tiling is not supported") from None
         if flat_kernel is not None and a.shape == b.shape == out.shape and _is_c(a) and _is_c(b) and _is_c(out):
-            fa, fb, fo = a.reshape(-1), b.reshape(-1), out.reshape(-1)
-            return lambda: flat_kernel(fa, fb, fo)
+            return Call(flat_kernel, a.reshape(-1), b.reshape(-1), out.reshape(-1))
         return lambda: ufunc(a, b, out=out)
     return binder
 
@@ -155,6 +158,11 @@ def _bind_mul_mat(t, plan):
     # picked inside bmm_f32 from the shapes, as ggml's mul_mat does
 
     b16 = plan.scratch(bv.shape) if to_f16 else None
+    if av.ndim == 4 and av.strides[3] == av.itemsize and (to_f16 or b_cont):
+        # src0 (a KV cache view) read in place, src1 rounded to F16 into a contiguous copy
+        x4 = b16 if to_f16 else bv
+        kernel, args = batched_matmul.bmm_call(av, x4, o3, to_f16, b_cont)
+        return Calls(Call(round_f16_4d, bv, b16), Call(kernel, *args)) if to_f16 else Call(kernel, *args)
 
     def run():     # src0 (a KV cache view) is read in place
         b3 = round_to_f16(bv, b16) if to_f16 else (bv if _is_c(bv) else np.ascontiguousarray(bv))
@@ -178,11 +186,19 @@ def _bind_weight_mul_mat(t, plan, w, b, out2):
     key = (w.fmt.vec_dot, x2.shape[0], x2.shape[1])
     conv = plan.conversions.get(key)
     if conv is None:
-        conv = plan.conversions[key] = [None, activation_buffers(w, x2.shape[0]), None]
+        # [node converted last, buffers, its converted form, whether a Call converted it]
+        conv = plan.conversions[key] = [None, activation_buffers(w, x2.shape[0]), None, False]
     if conv[0] == b.id:                 # converted by the previous product of this shape
+        if conv[3]:
+            return Call(*_flat(mul_mat_call(w, conv[2], out2)))
         return lambda: mul_mat_converted(w, conv[2], out2)
     conv[0] = b.id
     bufs = conv[1]
+    cc = convert_call(w, x2, bufs)
+    conv[3] = cc is not None
+    if cc is not None:                  # the conversion writes bufs: the products read it
+        conv[2] = bufs
+        return Calls(Call(*_flat(cc)), Call(*_flat(mul_mat_call(w, bufs, out2))))
 
     def run():
         conv[2] = convert(w, x2, bufs)
@@ -229,7 +245,7 @@ def _bind_soft_max(t, plan):
     mask = plan.array(t.src[1])[:, 0] if has_mask else np.zeros((1, 1, 1), np.float32)
     scale = np.float32(t.params["scale"])
     slopes = softmax.alibi_slopes(t.src[0].ne[2], np.float32(t.params.get("max_bias", 0.0)))
-    return lambda: softmax.soft_max_4d(x, mask, out, scale, has_mask, slopes)
+    return Call(softmax.soft_max_4d, x, mask, out, scale, has_mask, slopes)
 
 
 def _bind_rope(t, plan):
@@ -245,7 +261,7 @@ def _bind_rope(t, plan):
             p["attn_factor"], corr0, corr1)
     x3, o3 = x[0], out[0]
     if _is_c(x3):
-        return lambda: rope.rope_f32(x3, pos, o3, *args)
+        return Call(rope.rope_f32, x3, pos, o3, *args)
     return lambda: rope.rope_f32(np.ascontiguousarray(x3), pos, o3, *args)
 
 
@@ -256,7 +272,7 @@ def _bind_set_rows(t, plan):
     sv = plan.array(src)
     ids_arr = plan.array(ids).reshape(-1)
     if dst.type == F16 and s2 is not None:
-        return lambda: set_rows_f16(d2, s2, ids_arr)
+        return Call(set_rows_f16, d2, s2, ids_arr)
 
     def run():
         rows = s2 if s2 is not None else _rows(np.ascontiguousarray(sv))
@@ -269,6 +285,8 @@ def _bind_cont(t, plan):
     shape = tuple(reversed(t.src[0].ne))
     src_view = src.reshape(shape) if src.shape != shape else src
     flat_out = out.reshape(shape)     # out is contiguous: this is a view
+    if src_view.ndim == 4 and src_view.dtype == flat_out.dtype:
+        return Call(elementwise.copy_4d, src_view, flat_out)
     return lambda: np.copyto(flat_out, src_view)
 
 
@@ -301,8 +319,7 @@ def _bind_rms_norm_mul(t, plan, norm, w):
     wv = _src_array(w, plan).reshape(-1)
     eps = np.float32(norm.params["eps"])
     if _is_c(src):
-        x = _rows(src)
-        return lambda: rms_norm_mul_f32(x, wv, out, eps)
+        return Call(rms_norm_mul_f32, _rows(src), wv, out, eps)
     return lambda: rms_norm_mul_f32(_rows(np.ascontiguousarray(src)), wv, out, eps)
 
 

@@ -182,12 +182,14 @@ def bmm_f32(a, x, out, f16=True, src1_contiguous=True):
     F16-exact)."""
     if a.ndim == 3:
         a, x, out = a[None], x[None], out[None]
-    N, K = a.shape[2], a.shape[3]
-    M = x.shape[2]
     if a.strides[3] != a.itemsize:
         a = np.ascontiguousarray(a)
-    x = np.ascontiguousarray(x, dtype=np.float32)
-    if uses_sgemm(N, M, K, f16, src1_contiguous):
-        bmm_sgemm_order(a, x, out)
-    else:
-        bmm_vec_dot_order(a, x, out, f16)
+    kernel, args = bmm_call(a, np.ascontiguousarray(x, dtype=np.float32), out, f16, src1_contiguous)
+    kernel(*args)
+
+
+def bmm_call(a, x, out, f16, src1_contiguous):
+    """(kernel, args) of bmm_f32 on 4-D arrays, a's rows and x contiguous."""
+    if uses_sgemm(a.shape[2], x.shape[2], a.shape[3], f16, src1_contiguous):
+        return bmm_sgemm_order, (a, x, out)
+    return bmm_vec_dot_order, (a, x, out, f16)

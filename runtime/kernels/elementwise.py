@@ -154,3 +154,13 @@ def add_f32(a, b, out):
 def mul_f32(a, b, out):
     for i in range(out.size):
         out[i] = a[i] * b[i]
+
+
+@njit(cache=True)
+def copy_4d(src, out):
+    """out[...] = src for two 4-D arrays of one shape and dtype, any strides (ggml_cont)."""
+    for i in range(src.shape[0]):
+        for j in range(src.shape[1]):
+            for k in range(src.shape[2]):
+                for m in range(src.shape[3]):
+                    out[i, j, k, m] = src[i, j, k, m]

@@ -84,14 +84,26 @@ def convert(w, x, bufs):
     return ACTIVATIONS[w.fmt.vec_dot].convert(x, bufs)
 
 
+def convert_call(w, x, bufs):
+    """(kernel, args) that convert x into bufs (then bufs is the converted form), or None where the
+    conversion allocates (the float formats)."""
+    act = ACTIVATIONS[w.fmt.vec_dot]
+    return None if act.call is None else act.call(x, bufs)
+
+
 def mul_mat_converted(w, xc, out):
+    kernel, args = mul_mat_call(w, xc, out)
+    kernel(*args)
+
+
+def mul_mat_call(w, xc, out):
+    """(kernel, args) of the product of w with converted activations xc into out."""
     xq, a1, a2 = xc
     if w.packed is not None:
-        w.fmt.repack.matmul(w.packed, xq, a1, a2, out)
-    elif w.rows16 is not None and xq.shape[0] <= ROWS16_MAX_M:   # one token, or a few sequences' tokens
-        w.fmt.rows16.gemv(w.rows16, xq, a1, a2, out)
-    else:
-        w.fmt.matmul(w.raw, xq, a1, a2, out)
+        return w.fmt.repack.matmul, (w.packed, xq, a1, a2, out)
+    if w.rows16 is not None and xq.shape[0] <= ROWS16_MAX_M:   # one token, or a few sequences' tokens
+        return w.fmt.rows16.gemv, (w.rows16, xq, a1, a2, out)
+    return w.fmt.matmul, (w.raw, xq, a1, a2, out)
 
 
 def mul_mat_id(w, n_rows, x, ids, out, independent_rows=False):

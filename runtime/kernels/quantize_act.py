@@ -101,12 +101,17 @@ def _q8(x, kind, bufs):
     M, K = x.shape
     if bufs is None:
         bufs = q8_buffers(M, K, kind)
-    qs, a1, a2 = bufs
-    if M <= SERIAL_ROWS:
-        _q8_rows(x, 0, M, qs, a1, a2, kind)
-    else:
-        _q8_rows_par(x, qs, a1, a2, kind)
+    kernel, args = _q8_call(x, kind, bufs)
+    kernel(*args)
     return bufs
+
+
+def _q8_call(x, kind, bufs):
+    """(kernel, args) that quantize x into bufs."""
+    qs, a1, a2 = bufs
+    if x.shape[0] <= SERIAL_ROWS:
+        return _q8_rows, (x, 0, x.shape[0], qs, a1, a2, kind)
+    return _q8_rows_par, (x, qs, a1, a2, kind)
 
 
 def q8_buffers(M, K, kind):
@@ -133,18 +138,40 @@ def quantize_q8_K(x, bufs=None):
     M, K = x.shape
     if bufs is None:
         bufs = q8k_buffers(M, K)
-    qs, d, bsums = bufs
-    if M <= SERIAL_ROWS:
-        _q8k_rows(x, 0, M, qs, d, bsums)
-    else:
-        _q8k_rows_par(x, qs, d, bsums)
+    kernel, args = q8_K_call(x, bufs)
+    kernel(*args)
     return bufs
+
+
+def q8_0_call(x, bufs):
+    return _q8_call(x, 0, bufs)
+
+
+def q8_1_call(x, bufs):
+    return _q8_call(x, 1, bufs)
+
+
+def q8_K_call(x, bufs):
+    qs, d, bsums = bufs
+    if x.shape[0] <= SERIAL_ROWS:
+        return _q8k_rows, (x, 0, x.shape[0], qs, d, bsums)
+    return _q8k_rows_par, (x, qs, d, bsums)
 
 
 @njit(cache=True, error_model="numpy")
 def _round_f16_flat(x, out):
     for i in range(x.size):
         out[i] = fround_f16(x[i])
+
+
+@njit(cache=True, error_model="numpy")
+def round_f16_4d(x, out):
+    """round_to_f16 of a 4-D x of any strides into the C-contiguous out of its shape."""
+    for i in range(x.shape[0]):
+        for j in range(x.shape[1]):
+            for k in range(x.shape[2]):
+                for m in range(x.shape[3]):
+                    out[i, j, k, m] = fround_f16(x[i, j, k, m])
 
 
 def round_to_f16(x, out=None):

@@ -101,6 +101,7 @@ class Activation:
     (from buffers(M, K), or None to allocate) lets mul_mat reuse scratch arrays between calls."""
     convert: Callable
     buffers: Callable
+    call: Callable = None       # call(x, bufs) -> (kernel, args) converting x into bufs; None: convert only
 
 
 def _float_act(rounder):
@@ -111,9 +112,9 @@ ACTIVATIONS = {
     T.F32: _float_act(qa.keep_f32),
     T.F16: _float_act(qa.round_to_f16),
     T.BF16: _float_act(qa.round_to_bf16),
-    T.Q8_0: Activation(qa.quantize_q8_0, lambda M, K: qa.q8_buffers(M, K, 0)),
-    T.Q8_1: Activation(qa.quantize_q8_1, lambda M, K: qa.q8_buffers(M, K, 1)),
-    T.Q8_K: Activation(qa.quantize_q8_K, qa.q8k_buffers),
+    T.Q8_0: Activation(qa.quantize_q8_0, lambda M, K: qa.q8_buffers(M, K, 0), qa.q8_0_call),
+    T.Q8_1: Activation(qa.quantize_q8_1, lambda M, K: qa.q8_buffers(M, K, 1), qa.q8_1_call),
+    T.Q8_K: Activation(qa.quantize_q8_K, qa.q8k_buffers, qa.q8_K_call),
 }
 
 FORMATS = {f.type: f for f in (
