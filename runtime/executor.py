@@ -8,7 +8,6 @@ How each tensor type is held (F16 as uint16 bits) is runtime/storage.py's.
 """
 from __future__ import annotations
 
-import os
 import time
 
 import numba
@@ -17,13 +16,9 @@ import numpy as np
 from ggraph.errors import GGraphError
 from ggraph.graph import Graph, Tensor
 
-from . import fusion, op_kernels, step_compiler
+from . import fusion, op_kernels
 from .kernel_call import ThreadSwitch
 from .storage import runtime_dtype
-
-
-# GGRAPH_COMPILED_STEP=0: every plan runs step by step (one Python call per kernel)
-COMPILED_STEP = os.environ.get("GGRAPH_COMPILED_STEP", "1") != "0"
 
 
 class BufferArena:
@@ -50,8 +45,7 @@ class Plan:
     """A graph bound to buffers and kernels. Fill `inputs[name]` then call run()."""
 
     def __init__(self, graph: Graph, weights: dict, cache_arrays: dict, reuse_buffers: bool = True,
-                 n_threads: int | None = None, arena: "BufferArena | None" = None, fuse: bool | None = None,
-                 compiled_step: bool | None = None):
+                 n_threads: int | None = None, arena: "BufferArena | None" = None, fuse: bool | None = None):
         self.graph = graph
         self._arena = arena if arena is not None else BufferArena()
         self._n_taken = 0
@@ -82,11 +76,6 @@ class Plan:
         self.labels = [k and k[0] for k in self.kinds]
         self._absorbed = fz.absorbed
         self._observe = None                 # run_observed's schedule, built on first use
-        # the compiled step (step_compiler.py), built at the second run: a plan run once (a prompt)
-        # does not pay for compiling it
-        self.compiled_step = compiled_step if compiled_step is not None else COMPILED_STEP
-        self._fast: list | None = None
-        self._runs = 0
 
     # -- arrays ------------------------------------------------------------------------------
     def array(self, t: Tensor) -> np.ndarray:
@@ -188,7 +177,7 @@ class Plan:
     def run(self, profile: dict | None = None) -> None:
         """Run every step; with `profile`, add each op's seconds and calls to profile[label]."""
         if profile is None:
-            for step in self._fast if self._fast is not None else self._plain_run():
+            for step in self.steps:
                 step()
             return
         clock = time.perf_counter
@@ -199,20 +188,6 @@ class Plan:
             acc[0] += clock() - t0
             acc[1] += 1
 
-
-    def _plain_run(self) -> list:
-        """The steps for this run: one by one the first time, then compiled (when enabled)."""
-        self._runs += 1
-        if self._runs >= 2 and self.compiled_step:
-            self._fast = self.compile()
-            return self._fast
-        return self.steps
-
-    def compile(self) -> list:
-        """The compiled step: runs of kernel calls as one compiled function each."""
-        if self._fast is None:
-            self._fast = step_compiler.compile_steps(self.steps, self.step_nodes)
-        return self._fast
 
     # -- eval callback -----------------------------------------------------------------------
     def _observe_schedule(self):
