@@ -16,7 +16,7 @@ import numpy as np
 from ggraph.errors import GGraphError
 from ggraph.graph import Graph, Tensor
 
-from . import fusion, op_kernels
+from . import fusion, kernel_call, op_kernels
 from .kernel_call import ThreadSwitch
 from .storage import runtime_dtype
 
@@ -76,6 +76,8 @@ class Plan:
         self.labels = [k and k[0] for k in self.kinds]
         self._absorbed = fz.absorbed
         self._observe = None                 # run_observed's schedule, built on first use
+        self._fast: list | None = None       # the steps as C-level calls (kernel_call.fast_steps)
+        self._runs = 0
 
     # -- arrays ------------------------------------------------------------------------------
     def array(self, t: Tensor) -> np.ndarray:
@@ -177,7 +179,11 @@ class Plan:
     def run(self, profile: dict | None = None) -> None:
         """Run every step; with `profile`, add each op's seconds and calls to profile[label]."""
         if profile is None:
-            for step in self.steps:
+            if self._fast is None:
+                self._runs += 1
+                if self._runs >= 2:         # every kernel compiled by now
+                    self._fast = kernel_call.fast_steps(self.steps)
+            for step in self._fast if self._fast is not None else self.steps:
                 step()
             return
         clock = time.perf_counter

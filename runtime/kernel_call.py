@@ -7,6 +7,8 @@ step_compiler.py, which turns a run of them into one compiled function.
 """
 from __future__ import annotations
 
+from functools import partial
+
 from numba.core.registry import CPUDispatcher
 
 
@@ -51,3 +53,31 @@ class ThreadSwitch:
 
     def __call__(self):
         self._setter(self.n)
+
+
+def fast_steps(steps: list) -> list:
+    """The steps as C-level callables once every kernel is compiled (after a plan's first run):
+    functools.partial of each kernel's compiled entry point with its arguments. That skips the
+    Python frame of Call.__call__ and the dispatcher's type lookup, ~0.5 us of ~1 us per kernel
+    call (a one-token SmolLM2 step makes ~600, a switch of threads ~300 more)."""
+    out = []
+    for s in steps:
+        if isinstance(s, ThreadSwitch):
+            out.append(partial(s._setter, s.n))
+        elif isinstance(s, (Call, Calls)):
+            out.extend(partial(_entry_point(c), *c.args) for c in s.calls())
+        else:
+            out.append(s)
+    return out
+
+
+def _entry_point(c: Call):
+    """The compiled function for c's argument types (the kernel itself where it has none)."""
+    if not c.compiled():
+        return c.kernel
+    try:
+        sig = tuple(c.kernel.typeof_pyval(a) for a in c.args)
+        cres = c.kernel.overloads.get(sig)
+    except Exception:        # pragma: no cover - an argument Numba cannot type: the dispatcher decides
+        return c.kernel
+    return c.kernel if cres is None else cres.entry_point

@@ -73,13 +73,13 @@ def test_weights_are_read_once_per_step_where_the_batch_is_rowwise(tmp_path_fact
         for s, t in enumerate(PROMPTS):
             ctx.decode(model.tokenize(t), seq_id=s)
         calls = []
-        real = matmul.mul_mat_converted
+        real = matmul.mul_mat_call
 
-        def counted(w, xc, out):
-            calls.append(w.name)
-            return real(w, xc, out)
-        monkeypatch.setattr(matmul, "mul_mat_converted", counted)       # row by row goes through here
-        monkeypatch.setattr(op_kernels, "mul_mat_converted", counted)   # a plan's batch call through here
+        def counted(w, xc, out):         # the product's kernel, counting its calls when they run
+            kernel, args = real(w, xc, out)
+            return (lambda *a: (calls.append(w.name), kernel(*a))), args
+        monkeypatch.setattr(matmul, "mul_mat_call", counted)       # row by row goes through here
+        monkeypatch.setattr(op_kernels, "mul_mat_call", counted)   # a plan binds its batch call here
         ctx.decode_batch({0: 5, 1: 6, 2: 7})
         monkeypatch.undo()
         counts = {name: calls.count(name) for name in set(calls)}
