@@ -2,7 +2,8 @@
 
 Planning happens once per graph shape: every tensor gets a numpy array (views become strided
 views of their storage, intermediate results share buffers once dead), and every op becomes a
-pre-bound closure. Running a plan is then one Python call per op, no allocation.
+pre-bound step: a kernel with its arguments (runtime/kernel_call.py) or a closure. Running a plan
+is then one C-level call per kernel from its second run on (kernel_call.fast_steps), no allocation.
 
 How each tensor type is held (F16 as uint16 bits) is runtime/storage.py's.
 """

@@ -155,7 +155,7 @@ def _bind_mul_mat(t, plan):
     to_f16 = a.type == F16      # ggml converts src1 to src0's vec_dot type (F16) first
     b_cont = _is_c(plan.array(b))
     # the summation order (llamafile sgemm for prompt batches, vec_dot for one-token decode) is
-    # picked inside bmm_f32 from the shapes, as ggml's mul_mat does
+    # picked by bmm_call from the shapes, as ggml's mul_mat does
 
     b16 = plan.scratch(bv.shape) if to_f16 else None
     if av.ndim == 4 and av.strides[3] == av.itemsize and (to_f16 or b_cont):
