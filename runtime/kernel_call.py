@@ -18,6 +18,12 @@ class Call:
     def __init__(self, kernel, *args):
         self.kernel, self.args = kernel, args
 
+    @classmethod
+    def of(cls, kernel_args) -> "Call":
+        """A Call from the (kernel, args) pair of a kernels' *_call function."""
+        kernel, args = kernel_args
+        return cls(kernel, *args)
+
     def __call__(self):
         self.kernel(*self.args)
 

@@ -39,11 +39,6 @@ def _is_c(a: np.ndarray) -> bool:
     return a.flags.c_contiguous
 
 
-def _flat(kernel_args):
-    kernel, args = kernel_args
-    return (kernel, *args)
-
-
 NUMPY_OPS = ("add", "mul", "div", "scale", "clamp", "get_rows", "concat", "repeat", "set_rows", "cont", "cpy", "mul_mat_id")
 MIN_PARALLEL_ROWS = 16
 
@@ -161,8 +156,8 @@ def _bind_mul_mat(t, plan):
     if av.ndim == 4 and av.strides[3] == av.itemsize and (to_f16 or b_cont):
         # src0 (a KV cache view) read in place, src1 rounded to F16 into a contiguous copy
         x4 = b16 if to_f16 else bv
-        kernel, args = batched_matmul.bmm_call(av, x4, o3, to_f16, b_cont)
-        return Calls(Call(round_f16_4d, bv, b16), Call(kernel, *args)) if to_f16 else Call(kernel, *args)
+        product = Call.of(batched_matmul.bmm_call(av, x4, o3, to_f16, b_cont))
+        return Calls(Call(round_f16_4d, bv, b16), product) if to_f16 else product
 
     def run():     # src0 (a KV cache view) is read in place
         b3 = round_to_f16(bv, b16) if to_f16 else (bv if _is_c(bv) else np.ascontiguousarray(bv))
@@ -190,7 +185,7 @@ def _bind_weight_mul_mat(t, plan, w, b, out2):
         conv = plan.conversions[key] = [None, activation_buffers(w, x2.shape[0]), None, False]
     if conv[0] == b.id:                 # converted by the previous product of this shape
         if conv[3]:
-            return Call(*_flat(mul_mat_call(w, conv[2], out2)))
+            return Call.of(mul_mat_call(w, conv[2], out2))
         return lambda: mul_mat_converted(w, conv[2], out2)
     conv[0] = b.id
     bufs = conv[1]
@@ -198,7 +193,7 @@ def _bind_weight_mul_mat(t, plan, w, b, out2):
     conv[3] = cc is not None
     if cc is not None:                  # the conversion writes bufs: the products read it
         conv[2] = bufs
-        return Calls(Call(*_flat(cc)), Call(*_flat(mul_mat_call(w, bufs, out2))))
+        return Calls(Call.of(cc), Call.of(mul_mat_call(w, bufs, out2)))
 
     def run():
         conv[2] = convert(w, x2, bufs)
