@@ -2,8 +2,8 @@
 
 A binder (op_kernels.py) returns a Call where an op is one compiled kernel on arrays fixed at plan
 time, Calls where it is several (convert the activations, then the product), and a Python closure
-where run-time logic remains. Calls are run as they are, one Python call each, or handed to
-step_compiler.py, which turns a run of them into one compiled function.
+where run-time logic remains. From a plan's second run, fast_steps turns them into partials of the
+kernels' compiled entry points.
 """
 from __future__ import annotations
 

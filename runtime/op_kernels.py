@@ -67,11 +67,12 @@ def wants_threads(t: Tensor):
     return t.nelements // t.ne[0] >= MIN_PARALLEL_ROWS
 
 
-def _unary_rows(kernel, *extra):
+def _unary_rows(kernel, *extra, call=None):
+    """call: the kernel's (kernel, args) form where the kernel is a Python wrapper."""
     def binder(t, plan):
         src, out = plan.array(t.src[0]), _rows(plan.array(t))
         if _is_c(src):
-            return Call(kernel, _rows(src), out, *extra)
+            return Call.of(call(_rows(src), out)) if call else Call(kernel, _rows(src), out, *extra)
         return lambda: kernel(_rows(np.ascontiguousarray(src)), out, *extra)
     return binder
 
@@ -84,11 +85,11 @@ def _bind_norm(t, plan):
     return _unary_rows(norm.norm_f32, np.float32(t.params["eps"]))(t, plan)
 
 
-def _bind_glu(kernel):
+def _bind_glu(kernel, call=None):
     def binder(t, plan):
         g, u, out = plan.array(t.src[0]), plan.array(t.src[1]), _rows(plan.array(t))
         if _is_c(g) and _is_c(u):
-            return Call(kernel, _rows(g), _rows(u), out)
+            return Call.of(call(_rows(g), _rows(u), out)) if call else Call(kernel, _rows(g), _rows(u), out)
         # the halves of a fused [gate; up] row (ops.swiglu): copied, so the kernel sees plain rows
         return lambda: kernel(_rows(np.ascontiguousarray(g)), _rows(np.ascontiguousarray(u)), out)
     return binder
@@ -335,7 +336,7 @@ _BINDERS = {
     "sum_rows": _bind_sum_rows,
     "argsort": _bind_argsort,
     "mul_mat_id": _bind_mul_mat_id,
-    "gelu": _unary_rows(elementwise.gelu_f32),
+    "gelu": _unary_rows(elementwise.gelu_f32, call=elementwise.gelu_call),
     "tanh": _unary_rows(elementwise.tanh_f32),
     "relu": _unary_rows(elementwise.relu_f32),
     "gelu_erf": _unary_rows(elementwise.gelu_erf_f32),
@@ -343,7 +344,7 @@ _BINDERS = {
     "repeat": _bind_repeat,
     "sqr": _unary_rows(elementwise.sqr_f32),
     "swiglu": _bind_glu(elementwise.swiglu_f32),
-    "geglu": _bind_glu(elementwise.geglu_f32),
+    "geglu": _bind_glu(elementwise.geglu_f32, call=elementwise.geglu_call),
     "reglu": _bind_glu(elementwise.reglu_f32),
     "soft_max": _bind_soft_max,
     "rope": _bind_rope,

@@ -215,7 +215,7 @@ def test_matvec_equals_matmat_and_threads(t):
     assert np.array_equal(single, batch)
 
 
-@pytest.mark.parametrize("t", [T.F16, T.Q4_1, T.Q8_0, T.Q4_K, T.Q6_K], ids=lambda t: t.name)
+@pytest.mark.parametrize("t", [T.F16, T.Q4_1, T.Q5_0, T.Q5_1, T.Q8_0, T.Q4_K, T.Q6_K], ids=lambda t: t.name)
 def test_large_batch_spans_token_tiles(t):
     """M large enough that kernels walk several L1-sized token tiles: still equal to row-by-row (for
     F16 / Q4_K / Q6_K, whose llama.cpp batch kernels differ from one-token ones: to batches of 8)."""

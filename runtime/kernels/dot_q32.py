@@ -29,100 +29,11 @@ import numpy as np
 from numba import njit, prange
 
 from ggraph.runtime.kernels.ggml_common import IQ4_NL, KVALUES_IQ4NL, Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, block_bytes
-from ggraph.runtime.kernels.simd.f32 import (
-    fadd, ffma, ffma4, fhsum8_hi, fhsum8_lo, fload2x2, fmul4, fpair4, fzero, fzero4, halves2, lane, lanes02, tofloat,
-)
-from ggraph.runtime.kernels.simd.i32 import iload8x2, isar
+from ggraph.runtime.kernels.dot_q32_tiled import TILED_MIN_M, mm_tiled
+from ggraph.runtime.kernels.q32_blocks import act_scales, fma_block, fma_mins, pair1, pair4, store_pair, unpack2
+from ggraph.runtime.kernels.simd.f32 import fadd, fhsum8_hi, fhsum8_lo, fzero, fzero4
 from ggraph.runtime.kernels.simd.scalar import f16at, prefetch
-from ggraph.runtime.kernels.simd.u8 import bcast32, bor, bxor, cat, dot, dot_acc, hbits2, load32, lut_iq4, nib2
 from ggraph.runtime.kernels.tiling import PREFETCH_BYTES, ROWS_PER_TASK, token_tile
-
-
-@njit(cache=True)
-def _unpack2(w, o0, o1, fmt):
-    """Blocks at byte offsets o0 (row r) and o1 (row r+1): 64 unsigned codes (each row in element
-    order) and F32x4 [d0, m0, d1, m1] (Q4_1 / Q5_1) or [d0, d0, d1, d1]."""
-    if fmt == Q4_0 or fmt == IQ4_NL:
-        u = nib2(w, o0 + 2, o1 + 2)
-        if fmt == IQ4_NL:
-            u = lut_iq4(u)
-    elif fmt == Q4_1:
-        u = nib2(w, o0 + 4, o1 + 4)
-    elif fmt == Q5_0:
-        u = bor(nib2(w, o0 + 6, o1 + 6), hbits2(w, o0 + 2, o1 + 2))
-    elif fmt == Q5_1:
-        u = bor(nib2(w, o0 + 8, o1 + 8), hbits2(w, o0 + 4, o1 + 4))
-    else:
-        u = bxor(cat(load32(w, o0 + 2), load32(w, o1 + 2)), 0x80)
-    if fmt == Q4_1 or fmt == Q5_1:
-        return u, halves2(w, o0, o1)
-    return u, fpair4(f16at(w, o0), f16at(w, o1))
-
-
-@njit(cache=True)
-def _has_min(fmt):
-    return fmt == Q4_1 or fmt == Q5_1
-
-
-@njit(cache=True, inline="always")
-def _lanes(u, qs, a2, m, b, K, fmt):
-    """The 16 exact integer lanes of the block pair against token m's block b."""
-    a = bcast32(qs, m * K + 32 * b)
-    if _has_min(fmt):
-        return dot(u, a)
-    c = iload8x2(a2, 4 * (m * (K // 4) + 8 * b))   # -128 x 4-sums of the activations
-    if fmt == Q4_0:
-        c = isar(c, 4)        # -8 x
-    elif fmt == Q5_0:
-        c = isar(c, 3)        # -16 x
-    return dot_acc(c, u, a)
-
-
-@njit(cache=True)
-def _ds(a1, m, b):
-    """F32x4 [d_a, s_a, d_a, s_a] of token m's block b (s_a: Q8_1's s, or Q8_0's exact sum)."""
-    return fload2x2(a1, 4 * (m * a1.shape[1] + 2 * b))
-
-
-@njit(cache=True, error_model="numpy", inline="always")
-def _tok(u, dm, ds, qs, a2, m, b, K, acc, fmt):
-    """acc = fma(d_w * d_a, lanes, acc) for token m, block b (both rows)."""
-    return ffma(lanes02(fmul4(dm, ds)), tofloat(_lanes(u, qs, a2, m, b, K, fmt)), acc)
-
-
-@njit(cache=True, error_model="numpy")
-def _mins(dm, ds, sm, fmt):
-    """Lanes 1 and 3: summs = fma(m_w, s_a, summs) of the two rows (other lanes unused)."""
-    if _has_min(fmt):
-        return ffma4(dm, ds, sm)
-    return sm
-
-
-@njit(cache=True, error_model="numpy")
-def _store(out, m, r0, r1, acc, sm, fmt):
-    if _has_min(fmt):
-        out[m, r0] = fhsum8_lo(acc) + lane(sm, 1)
-        if r1 != r0:
-            out[m, r1] = fhsum8_hi(acc) + lane(sm, 3)
-    else:
-        out[m, r0] = fhsum8_lo(acc)
-        if r1 != r0:
-            out[m, r1] = fhsum8_hi(acc)
-
-
-@njit(cache=True, error_model="numpy")
-def _pair1(w, r0, r1, qs, a1, a2, m, out, fmt):
-    """Rows r0, r1 (r1 == r0: one row) x token m."""
-    K = qs.shape[1]
-    bb = block_bytes(fmt)
-    w0, w1 = r0 * w.shape[1], r1 * w.shape[1]
-    acc, sm = fzero(), fzero4()
-    for b in range(K // 32):
-        u, dm = _unpack2(w, w0 + bb * b, w1 + bb * b, fmt)
-        ds = _ds(a1, m, b)
-        acc = _tok(u, dm, ds, qs, a2, m, b, K, acc, fmt)
-        sm = _mins(dm, ds, sm, fmt)
-    _store(out, m, r0, r1, acc, sm, fmt)
 
 
 @njit(cache=True, error_model="numpy", inline="always")
@@ -140,38 +51,15 @@ def _quad1(w, r0, qs, a1, a2, m, out, fmt):
         prefetch(w, nxt)
         prefetch(w, nxt + 64)
         prefetch(w, nxt + 128)
-        ds = _ds(a1, m, b)
-        u, dm = _unpack2(w, o, o + rb, fmt)
-        acc = _tok(u, dm, ds, qs, a2, m, b, K, acc, fmt)
-        sm = _mins(dm, ds, sm, fmt)
-        u2, dm2 = _unpack2(w, o + 2 * rb, o + 3 * rb, fmt)
-        acc2 = _tok(u2, dm2, ds, qs, a2, m, b, K, acc2, fmt)
-        sm2 = _mins(dm2, ds, sm2, fmt)
-    _store(out, m, r0, r0 + 1, acc, sm, fmt)
-    _store(out, m, r0 + 2, r0 + 3, acc2, sm2, fmt)
-
-
-@njit(cache=True, error_model="numpy")
-def _pair4(w, r0, r1, qs, a1, a2, m, out, fmt):
-    """Rows r0, r1 x tokens m..m+3, sharing each weight unpack; per-token math as in _pair1."""
-    K = qs.shape[1]
-    bb = block_bytes(fmt)
-    w0, w1 = r0 * w.shape[1], r1 * w.shape[1]
-    acc0, acc1, acc2, acc3 = fzero(), fzero(), fzero(), fzero()
-    sm0, sm1, sm2, sm3 = fzero4(), fzero4(), fzero4(), fzero4()
-    for b in range(K // 32):
-        u, dm = _unpack2(w, w0 + bb * b, w1 + bb * b, fmt)
-        ds0, ds1, ds2, ds3 = _ds(a1, m, b), _ds(a1, m + 1, b), _ds(a1, m + 2, b), _ds(a1, m + 3, b)
-        acc0 = _tok(u, dm, ds0, qs, a2, m, b, K, acc0, fmt)
-        acc1 = _tok(u, dm, ds1, qs, a2, m + 1, b, K, acc1, fmt)
-        acc2 = _tok(u, dm, ds2, qs, a2, m + 2, b, K, acc2, fmt)
-        acc3 = _tok(u, dm, ds3, qs, a2, m + 3, b, K, acc3, fmt)
-        sm0, sm1 = _mins(dm, ds0, sm0, fmt), _mins(dm, ds1, sm1, fmt)
-        sm2, sm3 = _mins(dm, ds2, sm2, fmt), _mins(dm, ds3, sm3, fmt)
-    _store(out, m, r0, r1, acc0, sm0, fmt)
-    _store(out, m + 1, r0, r1, acc1, sm1, fmt)
-    _store(out, m + 2, r0, r1, acc2, sm2, fmt)
-    _store(out, m + 3, r0, r1, acc3, sm3, fmt)
+        ds = act_scales(a1, m, b)
+        u, dm = unpack2(w, o, o + rb, fmt)
+        acc = fma_block(u, dm, ds, qs, a2, m, b, K, acc, fmt)
+        sm = fma_mins(dm, ds, sm, fmt)
+        u2, dm2 = unpack2(w, o + 2 * rb, o + 3 * rb, fmt)
+        acc2 = fma_block(u2, dm2, ds, qs, a2, m, b, K, acc2, fmt)
+        sm2 = fma_mins(dm2, ds, sm2, fmt)
+    store_pair(out, m, r0, r0 + 1, acc, sm, fmt)
+    store_pair(out, m, r0 + 2, r0 + 3, acc2, sm2, fmt)
 
 
 @njit(cache=True, error_model="numpy")
@@ -187,32 +75,32 @@ def _quad4(w, r0, qs, a1, a2, m, out, fmt):
     sb0, sb1, sb2, sb3 = fzero4(), fzero4(), fzero4(), fzero4()
     for b in range(K // 32):
         o = w0 + bb * b
-        u, dm = _unpack2(w, o, o + rb, fmt)
-        v, dn = _unpack2(w, o + 2 * rb, o + 3 * rb, fmt)
-        ds = _ds(a1, m, b)
-        a0 = _tok(u, dm, ds, qs, a2, m, b, K, a0, fmt)
-        b0 = _tok(v, dn, ds, qs, a2, m, b, K, b0, fmt)
-        sa0, sb0 = _mins(dm, ds, sa0, fmt), _mins(dn, ds, sb0, fmt)
-        ds = _ds(a1, m + 1, b)
-        a1_ = _tok(u, dm, ds, qs, a2, m + 1, b, K, a1_, fmt)
-        b1 = _tok(v, dn, ds, qs, a2, m + 1, b, K, b1, fmt)
-        sa1, sb1 = _mins(dm, ds, sa1, fmt), _mins(dn, ds, sb1, fmt)
-        ds = _ds(a1, m + 2, b)
-        a2_ = _tok(u, dm, ds, qs, a2, m + 2, b, K, a2_, fmt)
-        b2 = _tok(v, dn, ds, qs, a2, m + 2, b, K, b2, fmt)
-        sa2, sb2 = _mins(dm, ds, sa2, fmt), _mins(dn, ds, sb2, fmt)
-        ds = _ds(a1, m + 3, b)
-        a3 = _tok(u, dm, ds, qs, a2, m + 3, b, K, a3, fmt)
-        b3 = _tok(v, dn, ds, qs, a2, m + 3, b, K, b3, fmt)
-        sa3, sb3 = _mins(dm, ds, sa3, fmt), _mins(dn, ds, sb3, fmt)
-    _store(out, m, r0, r0 + 1, a0, sa0, fmt)
-    _store(out, m + 1, r0, r0 + 1, a1_, sa1, fmt)
-    _store(out, m + 2, r0, r0 + 1, a2_, sa2, fmt)
-    _store(out, m + 3, r0, r0 + 1, a3, sa3, fmt)
-    _store(out, m, r0 + 2, r0 + 3, b0, sb0, fmt)
-    _store(out, m + 1, r0 + 2, r0 + 3, b1, sb1, fmt)
-    _store(out, m + 2, r0 + 2, r0 + 3, b2, sb2, fmt)
-    _store(out, m + 3, r0 + 2, r0 + 3, b3, sb3, fmt)
+        u, dm = unpack2(w, o, o + rb, fmt)
+        v, dn = unpack2(w, o + 2 * rb, o + 3 * rb, fmt)
+        ds = act_scales(a1, m, b)
+        a0 = fma_block(u, dm, ds, qs, a2, m, b, K, a0, fmt)
+        b0 = fma_block(v, dn, ds, qs, a2, m, b, K, b0, fmt)
+        sa0, sb0 = fma_mins(dm, ds, sa0, fmt), fma_mins(dn, ds, sb0, fmt)
+        ds = act_scales(a1, m + 1, b)
+        a1_ = fma_block(u, dm, ds, qs, a2, m + 1, b, K, a1_, fmt)
+        b1 = fma_block(v, dn, ds, qs, a2, m + 1, b, K, b1, fmt)
+        sa1, sb1 = fma_mins(dm, ds, sa1, fmt), fma_mins(dn, ds, sb1, fmt)
+        ds = act_scales(a1, m + 2, b)
+        a2_ = fma_block(u, dm, ds, qs, a2, m + 2, b, K, a2_, fmt)
+        b2 = fma_block(v, dn, ds, qs, a2, m + 2, b, K, b2, fmt)
+        sa2, sb2 = fma_mins(dm, ds, sa2, fmt), fma_mins(dn, ds, sb2, fmt)
+        ds = act_scales(a1, m + 3, b)
+        a3 = fma_block(u, dm, ds, qs, a2, m + 3, b, K, a3, fmt)
+        b3 = fma_block(v, dn, ds, qs, a2, m + 3, b, K, b3, fmt)
+        sa3, sb3 = fma_mins(dm, ds, sa3, fmt), fma_mins(dn, ds, sb3, fmt)
+    store_pair(out, m, r0, r0 + 1, a0, sa0, fmt)
+    store_pair(out, m + 1, r0, r0 + 1, a1_, sa1, fmt)
+    store_pair(out, m + 2, r0, r0 + 1, a2_, sa2, fmt)
+    store_pair(out, m + 3, r0, r0 + 1, a3, sa3, fmt)
+    store_pair(out, m, r0 + 2, r0 + 3, b0, sb0, fmt)
+    store_pair(out, m + 1, r0 + 2, r0 + 3, b1, sb1, fmt)
+    store_pair(out, m + 2, r0 + 2, r0 + 3, b2, sb2, fmt)
+    store_pair(out, m + 3, r0 + 2, r0 + 3, b3, sb3, fmt)
 
 
 @njit(cache=True, error_model="numpy", inline="always")
@@ -229,7 +117,7 @@ def _mm(w, qs, a1, a2, out, fmt):
                         _quad1(w, r, qs, a1, a2, m0, out, fmt)
                     else:
                         for rr in range(r, r_end, 2):
-                            _pair1(w, rr, min(rr + 1, r_end - 1), qs, a1, a2, m0, out, fmt)
+                            pair1(w, rr, min(rr + 1, r_end - 1), qs, a1, a2, m0, out, fmt)
                 continue
             r = c * ROWS_PER_TASK
             while r + 4 <= r_end:
@@ -238,18 +126,18 @@ def _mm(w, qs, a1, a2, out, fmt):
                     _quad4(w, r, qs, a1, a2, m, out, fmt)
                     m += 4
                 while m < m1:
-                    _pair1(w, r, r + 1, qs, a1, a2, m, out, fmt)
-                    _pair1(w, r + 2, r + 3, qs, a1, a2, m, out, fmt)
+                    pair1(w, r, r + 1, qs, a1, a2, m, out, fmt)
+                    pair1(w, r + 2, r + 3, qs, a1, a2, m, out, fmt)
                     m += 1
                 r += 4
             for r in range(r, r_end, 2):
                 r1 = min(r + 1, r_end - 1)
                 m = m0
                 while m + 4 <= m1:
-                    _pair4(w, r, r1, qs, a1, a2, m, out, fmt)
+                    pair4(w, r, r1, qs, a1, a2, m, out, fmt)
                     m += 4
                 while m < m1:
-                    _pair1(w, r, r1, qs, a1, a2, m, out, fmt)
+                    pair1(w, r, r1, qs, a1, a2, m, out, fmt)
                     m += 1
 
 
@@ -276,10 +164,10 @@ def _iq4nl_vec_pair(w, r0, r1, qs, a1, a2, out):
     w0, w1 = r0 * w.shape[1], r1 * w.shape[1]
     acc_e, acc_o = fzero(), fzero()
     for b in range(0, nb - 1, 2):
-        u, dm = _unpack2(w, w0 + bb * b, w1 + bb * b, IQ4_NL)
-        acc_e = _tok(u, dm, _ds(a1, 0, b), qs, a2, 0, b, K, acc_e, IQ4_NL)
-        u, dm = _unpack2(w, w0 + bb * (b + 1), w1 + bb * (b + 1), IQ4_NL)
-        acc_o = _tok(u, dm, _ds(a1, 0, b + 1), qs, a2, 0, b + 1, K, acc_o, IQ4_NL)
+        u, dm = unpack2(w, w0 + bb * b, w1 + bb * b, IQ4_NL)
+        acc_e = fma_block(u, dm, act_scales(a1, 0, b), qs, a2, 0, b, K, acc_e, IQ4_NL)
+        u, dm = unpack2(w, w0 + bb * (b + 1), w1 + bb * (b + 1), IQ4_NL)
+        acc_o = fma_block(u, dm, act_scales(a1, 0, b + 1), qs, a2, 0, b + 1, K, acc_o, IQ4_NL)
     acc = fadd(acc_e, acc_o)
     t0, t1 = fhsum8_lo(acc), fhsum8_hi(acc)
     if nb % 2:   # the last block: sumf += float(sumi) * (d_a * d_w), not fused
@@ -305,7 +193,10 @@ def _kernel(fmt):
     """The parallel kernel of one format (fmt a compile-time constant in it)."""
     @njit(cache=True, parallel=True, error_model="numpy")
     def mm(w, qs, a1, a2, out):
-        _mm(w, qs, a1, a2, out, fmt)
+        if qs.shape[0] >= TILED_MIN_M:
+            mm_tiled(w, qs, a1, a2, out, fmt)
+        else:
+            _mm(w, qs, a1, a2, out, fmt)
     return mm
 
 

@@ -15,6 +15,7 @@ import numpy as np
 from numba import njit, prange
 
 from .ggml_math import fma32, silu_scalar, v_silu
+from .simd.scalar import f16bits
 
 F32 = np.float32
 GELU_COEF_A = F32(0.044715)
@@ -65,7 +66,8 @@ def swiglu_f32(g, u, out):
 
 
 @njit(cache=True, parallel=True)
-def _gelu_lookup(x, idx, table, out, u, has_u):
+def _gelu_lookup(x, table, out, u, has_u):
+    """Table lookup by the F16 bits of x (vcvtps2ph in the loop: no numpy pass, no allocation)."""
     rows, n = x.shape
     for r in prange(rows):
         for i in range(n):
@@ -73,22 +75,26 @@ def _gelu_lookup(x, idx, table, out, u, has_u):
             if v <= F32(-10.0):
                 out[r, i] = F32(0.0)
                 continue
-            y = v if v >= F32(10.0) else table[idx[r, i]]
+            y = v if v >= F32(10.0) else table[f16bits(v)]
             out[r, i] = y * u[r, i] if has_u else y
 
 
-def _f16_bits(x: np.ndarray) -> np.ndarray:
-    with np.errstate(over="ignore"):
-        return x.astype(np.float16).view(np.uint16)
-
-
 def gelu_f32(x, out):
-    _gelu_lookup(x, _f16_bits(x), gelu_table(), out, x, False)
+    _gelu_lookup(x, gelu_table(), out, x, False)
 
 
 def geglu_f32(g, u, out):
     """gelu(g) * u."""
-    _gelu_lookup(g, _f16_bits(g), gelu_table(), out, u, True)
+    _gelu_lookup(g, gelu_table(), out, u, True)
+
+
+def gelu_call(x, out):
+    """(kernel, args) of gelu_f32 (the plan's step form)."""
+    return _gelu_lookup, (x, gelu_table(), out, x, False)
+
+
+def geglu_call(g, u, out):
+    return _gelu_lookup, (g, gelu_table(), out, u, True)
 
 
 @njit(cache=True, parallel=True)

@@ -21,6 +21,7 @@ fsplat4 = splat_scalar(F32x4, FLT, to_f32)
 flane = extract(F32x16, types.float32)
 lane = extract(F32x4, types.float32)
 fload = load(F32x16, F32x16.llty, doc="16 float32 at byte `off`.")
+fload4 = load(F32x4, F32x4.llty, doc="4 float32 at byte `off`.")
 fload_f16 = load(F32x16, vt(HALF, 16), lambda b, v: b.fpext(v, F32x16.llty),
                  "16 IEEE halves at byte `off` -> F32x16 (vcvtph2ps).")
 fload2x2 = load(F32x4, vt(FLOAT, 2), lambda b, v: shuf(b, v, v, [0, 1, 0, 1]),

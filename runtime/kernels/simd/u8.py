@@ -8,10 +8,11 @@ generic IR version with the same lane layout is emitted. Kernels rely only on th
 64-byte vector holds 2 blocks of 32 (lanes 0-7 / 8-15) or 4 groups of 16 (4 lanes each).
 """
 from llvmlite import ir
+from numba import types
 
 from ggraph.runtime.kernels.ggml_common import KVALUES_IQ4NL
 from ggraph.runtime.kernels.simd.core import (
-    ARR, BYTES, HAS_VNNI512, I8, I32, I64, I32x16, INT, V16, V32, V64, binop, call, cint, const, load, load_at,
+    ARR, BYTES, HAS_VNNI512, addr, I8, I32, I64, I32x16, INT, V16, V32, V64, binop, call, cint, const, load, load_at,
     scalar_binop, shuf, splat, to_i8, vec_intrinsic, vt, same,
 )
 
@@ -23,6 +24,15 @@ bcast32 = load(V64, V32.llty, lambda b, v: shuf(b, v, v, list(range(32)) * 2),
 bcast4 = load(V64, I32, lambda b, v: b.bitcast(splat(b, v, I32x16.llty), V64.llty),
               "The 4 bytes at byte `off` in every 32-bit lane (vpbroadcastd: one activation 4-group).")
 bones = const(V64, 1)   # dot(bones(), a) = the 4-sums of a's bytes per lane
+
+
+@vec_intrinsic(types.void, ARR, INT, V64)
+def bstore(context, builder, sig, args):
+    """Store 64 bytes at byte `off` of arr."""
+    p = addr(context, builder, sig, args, 0)
+    builder.store(args[2], builder.bitcast(p, V64.llty.as_pointer()), align=1)
+    return context.get_dummy_value()
+
 
 band = scalar_binop(BYTES, "and_", to_i8)   # v & k
 bshr = scalar_binop(BYTES, "lshr", to_i8)   # v >> k (logical, per byte)
