@@ -16,8 +16,8 @@ added before the reduction, and an odd last block is added after it as fl(float(
 Here one 16-lane vector holds two weight rows (lanes 0-7 row r, lanes 8-15 row r+1), so each VNNI
 dot / fma does the block of both rows. Weights run as unsigned codes (Q4_0 q, Q5_0 q, IQ4_NL
 kvalue+128, Q8_0 q+128); the offset is removed exactly per lane with the activation's 4-sums
-(quantize_act: a2 = -128 * sum of 4, arithmetic-shifted for the smaller offsets). Batches of up to
-TILED_MIN_M tokens share each weight unpack between 4 tokens, and each activation block load between
+(quantize_act: a2 = -128 * sum of 4, arithmetic-shifted for the smaller offsets). Batches of fewer
+than TILED_MIN_M tokens share each weight unpack between 4 tokens, and each activation block load between
 two row pairs (_quad4); larger ones unpack each task's rows once (dot_q32_tiled.py). Per-token
 arithmetic is the one above throughout (q32_blocks.py).
 
