@@ -31,7 +31,7 @@ from numba import njit, prange
 
 from ggraph.runtime.kernels.ggml_common import IQ4_NL, KVALUES_IQ4NL, Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, block_bytes
 from ggraph.runtime.kernels.dot_q32_tiled import TILED_MIN_M, mm_tiled
-from ggraph.runtime.kernels.q32_blocks import act_scales, fma_block, fma_mins, pair1, pair4, store_pair, unpack2
+from ggraph.runtime.kernels.q32_blocks import act_scales, fma_block, fma_mins, pair1, pairs, store_pair, unpack2
 from ggraph.runtime.kernels.simd.f32 import fadd, fhsum8_hi, fhsum8_lo, fzero, fzero4
 from ggraph.runtime.kernels.simd.scalar import f16at, prefetch
 from ggraph.runtime.kernels.tiling import PREFETCH_BYTES, ROWS_PER_TASK, token_tile
@@ -131,15 +131,7 @@ def _mm(w, qs, a1, a2, out, fmt):
                     pair1(w, r + 2, r + 3, qs, a1, a2, m, out, fmt)
                     m += 1
                 r += 4
-            for r in range(r, r_end, 2):
-                r1 = min(r + 1, r_end - 1)
-                m = m0
-                while m + 4 <= m1:
-                    pair4(w, r, r1, qs, a1, a2, m, out, fmt)
-                    m += 4
-                while m < m1:
-                    pair1(w, r, r1, qs, a1, a2, m, out, fmt)
-                    m += 1
+            pairs(w, r, r_end, qs, a1, a2, m0, m1, out, fmt)
 
 
 # ---- ggml_vec_dot_iq4_nl_q8_0 (one token, weights not repacked) ----------------------------------

@@ -14,7 +14,7 @@ import numpy as np
 from numba import njit, prange
 
 from ggraph.runtime.kernels.ggml_common import Q4_0, Q5_0, block_bytes
-from ggraph.runtime.kernels.q32_blocks import has_min, pair1, pair4, unpack2
+from ggraph.runtime.kernels.q32_blocks import has_min, pairs, unpack2
 from ggraph.runtime.kernels.simd.f32 import (
     fhsum8_hi, fhsum8_lo, ffma, flane, fload, fmul, fsplat, fsplat2, fstore, fzero, lane, lanes02, tofloat,
 )
@@ -152,12 +152,4 @@ def mm_tiled(w, qs, a1, a2, out, fmt):
                 while m < m1:
                     _tile1(U, D, MV, g, nb, r0 + 8 * g, qs, a1, a2, m, out, fmt)
                     m += 1
-            for r in range(r0 + 8 * groups, r_end, 2):   # rows no 8-row group covers: from the blocks
-                r1 = min(r + 1, r_end - 1)
-                m = m0
-                while m + 4 <= m1:
-                    pair4(w, r, r1, qs, a1, a2, m, out, fmt)
-                    m += 4
-                while m < m1:
-                    pair1(w, r, r1, qs, a1, a2, m, out, fmt)
-                    m += 1
+            pairs(w, r0 + 8 * groups, r_end, qs, a1, a2, m0, m1, out, fmt)   # rows no 8-row group covers

@@ -121,3 +121,17 @@ def pair4(w, r0, r1, qs, a1, a2, m, out, fmt):
     store_pair(out, m + 1, r0, r1, acc1, sm1, fmt)
     store_pair(out, m + 2, r0, r1, acc2, sm2, fmt)
     store_pair(out, m + 3, r0, r1, acc3, sm3, fmt)
+
+
+@njit(cache=True, error_model="numpy", inline="always")
+def pairs(w, r, r_end, qs, a1, a2, m0, m1, out, fmt):
+    """Rows r..r_end-1 (by pairs; an odd last row alone) x tokens m0..m1-1, 4 tokens per unpack."""
+    for r in range(r, r_end, 2):
+        r1 = min(r + 1, r_end - 1)
+        m = m0
+        while m + 4 <= m1:
+            pair4(w, r, r1, qs, a1, a2, m, out, fmt)
+            m += 4
+        while m < m1:
+            pair1(w, r, r1, qs, a1, a2, m, out, fmt)
+            m += 1
